@@ -1,0 +1,27 @@
+"""Names shared between steps: artifacts, tags, metrics. Each is defined here and nowhere else."""
+
+EXPERIMENT_NAME = "bike-sharing-demand"
+STEPS = ("ingest", "featurize", "train", "evaluate")
+
+# Artifacts, relative to the run that logs them.
+TABLE_ARTIFACT = "data/hour.parquet"
+FEATURES_DIR = "features"
+TRAIN_FILE = "train.parquet"
+TEST_FILE = "test.parquet"
+FEATURES_DESCRIPTION_FILE = "features.json"
+MODEL_NAME = "model"
+REPORT_ARTIFACT = "report.md"
+PREDICTIONS_ARTIFACT = "predictions.parquet"
+PLOTS_DIR = "plots"
+
+# Dataset logged with mlflow.log_input.
+DATASET_NAME = "bike-sharing-hourly"
+
+# Tags.
+ENTRY_POINT_TAG = "mlflow.project.entryPoint"
+RUN_NAME_TAG = "mlflow.runName"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+
+# Metrics of the evaluate run; baselines log `baseline_<name>_<metric>`, skill `skill_vs_<name>`.
+METRICS = ("rmse", "mae", "r2", "rmsle")
+BASELINES = ("hour_workingday_mean", "last_week")

@@ -1,0 +1,173 @@
+"""The hour.csv contract: its columns, their types, and the value ranges the dataset's Readme documents.
+
+`parse_hourly` turns the raw text of a CSV into a typed, time-ordered table, or raises a PipelineError
+naming the file, the column and the first offending lines.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+
+from steps.errors import PipelineError
+
+TARGET = "cnt"
+# `casual + registered == cnt`, and `instant` is a row counter: none of them may ever be a feature.
+LEAKY_COLUMNS = ("instant", "casual", "registered")
+KEY_COLUMNS = ("dteday", "hr")
+
+# Inclusive ranges; None means unbounded. Integer columns first, in hour.csv order.
+INTEGER_RANGES: dict[str, tuple[int | None, int | None]] = {
+    "instant": (1, None),
+    "season": (1, 4),
+    "yr": (0, 1),
+    "mnth": (1, 12),
+    "hr": (0, 23),
+    "holiday": (0, 1),
+    "weekday": (0, 6),
+    "workingday": (0, 1),
+    "weathersit": (1, 4),
+    "casual": (0, None),
+    "registered": (0, None),
+    "cnt": (0, None),
+}
+# Normalised by the Readme's maxima, so all lie in [0, 1].
+FLOAT_RANGES: dict[str, tuple[float, float]] = {
+    "temp": (0.0, 1.0),
+    "atemp": (0.0, 1.0),
+    "hum": (0.0, 1.0),
+    "windspeed": (0.0, 1.0),
+}
+HOURLY_COLUMNS = (
+    "instant", "dteday", "season", "yr", "mnth", "hr", "holiday", "weekday", "workingday",
+    "weathersit", "temp", "atemp", "hum", "windspeed", "casual", "registered", "cnt",
+)  # fmt: skip
+# What the model takes: a raw hourly record without the counts.
+MODEL_INPUT_COLUMNS = tuple(c for c in HOURLY_COLUMNS if c not in ("casual", "registered", TARGET))
+FIRST_YEAR = 2011  # yr == 0
+MISSING_MARKERS = frozenset({"", "na", "nan", "null", "none"})
+SHOWN_ROWS = 5
+
+
+def read_csv_text(data: bytes, label: str) -> pd.DataFrame:
+    """Every cell as a string, whatever the line endings; the index is the 0-based data row."""
+    try:
+        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_filter=False)
+    except pd.errors.EmptyDataError:
+        raise PipelineError(f"{label} is empty; expected the UCI hour.csv with a header row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise PipelineError(f"{label} is not a readable CSV ({reason}); expected the UCI hour.csv") from None
+
+
+def parse_hourly(raw: pd.DataFrame, label: str, columns: tuple[str, ...] = HOURLY_COLUMNS) -> pd.DataFrame:
+    """Validate string cells against the hour.csv contract and return typed rows sorted by time.
+
+    `columns` is the exact set expected (the full file by default, MODEL_INPUT_COLUMNS for model input).
+    """
+    _check_columns(raw, label, columns)
+    if raw.empty:
+        raise PipelineError(f"{label} has a header but no data rows")
+    cells = raw.loc[:, list(columns)].apply(lambda column: column.str.strip())
+    _check_missing(cells, label)
+    typed = pd.DataFrame(index=cells.index)
+    for column in columns:
+        typed[column] = _parse_column(cells[column], column, label)
+    _check_consistency(typed, label)
+    return typed.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
+
+
+def describe_rows(index: pd.Index, values: pd.Series | None = None) -> str:
+    """'lines 5 ('25'), 9 ('x')' for the first few rows, counting the header as line 1."""
+    shown = []
+    for position in list(index[:SHOWN_ROWS]):
+        value = "" if values is None else f" ({values.loc[position]!r})"
+        shown.append(f"{position + 2}{value}")
+    more = f" and {len(index) - SHOWN_ROWS} more" if len(index) > SHOWN_ROWS else ""
+    return f"line{'s' if len(index) > 1 else ''} {', '.join(shown)}{more}"
+
+
+def _check_columns(raw: pd.DataFrame, label: str, columns: tuple[str, ...]) -> None:
+    missing = [c for c in columns if c not in raw.columns]
+    unexpected = [str(c) for c in raw.columns if c not in columns]
+    if missing:
+        raise PipelineError(
+            f"{label} is missing column(s) {', '.join(missing)}; expected the columns of UCI hour.csv: "
+            f"{','.join(columns)}"
+        )
+    if unexpected:
+        raise PipelineError(
+            f"{label} has unexpected column(s) {', '.join(unexpected)}; expected exactly {','.join(columns)}"
+        )
+
+
+def _check_missing(cells: pd.DataFrame, label: str) -> None:
+    for column in cells.columns:
+        empty = cells.index[cells[column].str.lower().isin(MISSING_MARKERS)]
+        if len(empty):
+            raise PipelineError(
+                f"{label}: column '{column}' has missing values on {describe_rows(empty)}; fill every cell"
+            )
+
+
+def _parse_column(cells: pd.Series, column: str, label: str) -> pd.Series:
+    if column == "dteday":
+        dates = pd.to_datetime(cells, format="%Y-%m-%d", errors="coerce")
+        _reject(cells, dates.isna(), label, column, "is not a date in YYYY-MM-DD form")
+        return dates
+    if column in INTEGER_RANGES:
+        numbers = pd.to_numeric(cells.where(cells.str.fullmatch(r"[+-]?\d+")), errors="coerce")
+        _reject(cells, numbers.isna(), label, column, "is not a whole number")
+        low, high = INTEGER_RANGES[column]
+        values = numbers.astype("int64")
+    else:
+        numbers = pd.to_numeric(cells, errors="coerce")
+        _reject(cells, numbers.isna(), label, column, "is not a number")
+        low, high = FLOAT_RANGES[column]
+        values = numbers.astype("float64")
+    outside = (values < low if low is not None else False) | (values > high if high is not None else False)
+    bounds = f"{low if low is not None else '-inf'}..{high if high is not None else 'inf'}"
+    _reject(cells, outside, label, column, f"is outside the documented range {bounds}")
+    return values
+
+
+def _reject(cells: pd.Series, bad: pd.Series, label: str, column: str, problem: str) -> None:
+    if bad.any():
+        index = cells.index[bad.to_numpy()]
+        raise PipelineError(f"{label}: column '{column}' {problem} on {describe_rows(index, cells)}")
+
+
+def _check_consistency(typed: pd.DataFrame, label: str) -> None:
+    """Rules that tie columns together: the parts of the date, the counts, one row per hour."""
+    if "dteday" in typed:
+        _reject_rows(
+            typed,
+            typed["yr"] != typed["dteday"].dt.year - FIRST_YEAR,
+            label,
+            "yr does not match the year of dteday (0: 2011, 1: 2012)",
+        )
+        _reject_rows(
+            typed,
+            typed["mnth"] != typed["dteday"].dt.month,
+            label,
+            "mnth does not match the month of dteday",
+        )
+        _reject_rows(
+            typed,
+            typed.duplicated(list(KEY_COLUMNS), keep=False),
+            label,
+            "duplicate timestamps: more than one row for the same dteday and hr",
+        )
+    if {"casual", "registered", TARGET} <= set(typed.columns):
+        _reject_rows(
+            typed,
+            typed["casual"] + typed["registered"] != typed[TARGET],
+            label,
+            "casual + registered != cnt",
+        )
+
+
+def _reject_rows(typed: pd.DataFrame, bad: pd.Series, label: str, problem: str) -> None:
+    if bad.any():
+        raise PipelineError(f"{label}: {problem} on {describe_rows(typed.index[bad.to_numpy()])}")
