@@ -10,7 +10,7 @@ TRAIN_FILE = "train.parquet"
 TEST_FILE = "test.parquet"
 FEATURES_DESCRIPTION_FILE = "features.json"
 MODEL_NAME = "model"
-REPORT_ARTIFACT = "report.md"
+REPORT_ARTIFACT = "report.html"
 PREDICTIONS_ARTIFACT = "predictions.parquet"
 PLOTS_DIR = "plots"
 

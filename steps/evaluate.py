@@ -1,0 +1,146 @@
+"""evaluate: score the model on the test rows against two baselines, with plots and a report.
+
+Parameters:
+    features: URI of the folder featurize logged (runs:/<featurize run>/features).
+    model_uri: URI of the model train logged (models:/<model id>).
+Metrics:
+    rmse, mae, r2, rmsle of the model; baseline_<name>_<metric> for each baseline on the same rows;
+    skill_vs_<name> = 1 - rmse / baseline rmse; last_week_coverage.
+Artifacts:
+    report.html, predictions.parquet, plots/*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
+
+from steps import metrics, plots, settings
+from steps.models import feature_importances, model_inputs
+from steps.names import (
+    BASELINES,
+    FEATURES_DIR,
+    PLOTS_DIR,
+    PREDICTIONS_ARTIFACT,
+    REPORT_ARTIFACT,
+    TEST_FILE,
+    TRAIN_FILE,
+)  # fmt: skip
+from steps.report import render_report
+from steps.schema import TARGET
+from steps.tracking import download, run_cli, step_run
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    run_id: str
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Everything evaluate computes, before anything is logged."""
+
+    metrics: dict[str, float]  # flat, as logged
+    by_name: dict[str, dict[str, float]]  # model and baselines -> metrics, for the report
+    skills: dict[str, float]
+    predicted: np.ndarray
+
+
+def score(train: pd.DataFrame, test: pd.DataFrame, predicted: np.ndarray) -> Scores:
+    """The model's and the baselines' metrics on exactly the same test rows."""
+    mean_baseline = metrics.hour_workingday_mean(train, test)
+    history = pd.concat([train, test], ignore_index=True)
+    week_baseline, coverage = metrics.last_week(history, test, fallback=mean_baseline)
+    baselines = dict(zip(BASELINES, (mean_baseline, week_baseline), strict=True))
+    by_name = {"model": metrics.regression_metrics(test[TARGET], predicted)}
+    flat = dict(by_name["model"])
+    skills = {}
+    for name, baseline in baselines.items():
+        by_name[f"baseline {name}"] = metrics.regression_metrics(test[TARGET], baseline)
+        flat |= {f"baseline_{name}_{key}": value for key, value in by_name[f"baseline {name}"].items()}
+        skills[name] = metrics.skill(flat["rmse"], flat[f"baseline_{name}_rmse"])
+    flat |= {f"skill_vs_{name}": value for name, value in skills.items()}
+    flat["last_week_coverage"] = coverage
+    return Scores(flat, by_name, skills, predicted)
+
+
+def draw_figures(
+    test: pd.DataFrame, predicted: np.ndarray, importances: pd.Series | None
+) -> dict[str, Figure]:
+    days = settings.config()["evaluate"]["plot_days"]
+    actual = test[TARGET].to_numpy()
+    figures = {
+        "predicted_vs_actual": plots.predicted_vs_actual(actual, predicted),
+        "last_two_weeks": plots.recent_weeks(metrics.timestamps(test), actual, predicted, days),
+        "error_by_hour": plots.error_by_hour(metrics.error_by_hour(test, predicted)),
+    }
+    if importances is not None:
+        figures["feature_importance"] = plots.feature_importance(importances)
+    return figures
+
+
+def png_bytes(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def run_evaluate(features: str, model_uri: str) -> EvaluateResult:
+    """Score, plot and report inside the `evaluate` run."""
+    with step_run("evaluate") as run:
+        mlflow.log_params({"features": features, "model_uri": model_uri})
+        folder = download(features, "features folder")
+        train, test = pd.read_parquet(folder / TRAIN_FILE), pd.read_parquet(folder / TEST_FILE)
+        pipeline = mlflow.sklearn.load_model(model_uri)
+        scores = score(train, test, pipeline.predict(model_inputs(test)))
+        mlflow.log_metrics(scores.metrics)
+        pictures = {
+            name: png_bytes(figure)
+            for name, figure in draw_figures(test, scores.predicted, feature_importances(pipeline)).items()
+        }
+        context = {
+            "model": model_uri,
+            "test rows": f"{len(test)} ({test['dteday'].min().date()} to {test['dteday'].max().date()})",
+            "training rows": str(len(train)),
+        }
+        report = render_report(
+            "Bike-sharing demand: holdout evaluation", context, scores.by_name, scores.skills, pictures
+        )
+        with tempfile.TemporaryDirectory() as scratch:
+            root = Path(scratch)
+            (root / PLOTS_DIR).mkdir()
+            for name, png in pictures.items():
+                (root / PLOTS_DIR / f"{name}.png").write_bytes(png)
+            (root / REPORT_ARTIFACT).write_text(report)
+            test.assign(predicted=scores.predicted).to_parquet(root / PREDICTIONS_ARTIFACT, index=False)
+            mlflow.log_artifacts(scratch)
+        log.info("Test RMSE %.2f over %d rows", scores.metrics["rmse"], len(test))
+    return EvaluateResult(run.info.run_id, scores.metrics)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--features", required=True, help=f"e.g. runs:/<featurize run id>/{FEATURES_DIR}")
+    parser.add_argument("--model_uri", required=True, help="e.g. models:/<model id>")
+    args = parser.parse_args()
+    run_cli(lambda: run_evaluate(args.features, args.model_uri))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""featurize: split the validated table into train and test rows and describe the model's features.
+
+Parameters:
+    table: URI of the table ingest logged (runs:/<ingest run>/data/hour.parquet).
+    split: `time` (the last `test_days` days are the test set) or `kaggle` (day of month >= 20 is).
+    test_days: days in the time-split test window.
+Artifacts:
+    features/train.parquet, features/test.parquet: raw hourly rows with the target. The model derives
+        its features from these itself, so the served model and the evaluated one cannot disagree.
+    features/features.json: each feature, how it is derived, and its range on the training rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from steps import settings
+from steps.errors import PipelineError
+from steps.features import FEATURE_DESCRIPTIONS, derive_features
+from steps.names import FEATURES_DESCRIPTION_FILE, FEATURES_DIR, TABLE_ARTIFACT, TEST_FILE, TRAIN_FILE
+from steps.tracking import artifact_uri, download, run_cli, step_run
+
+log = logging.getLogger(__name__)
+SPLITS = ("time", "kaggle")
+KAGGLE_LAST_TRAIN_DAY = 19  # Kaggle "Bike Sharing Demand": days 1-19 of each month train, 20+ test
+
+
+@dataclass(frozen=True)
+class FeaturizeResult:
+    run_id: str
+    features_uri: str
+    train_rows: int
+    test_rows: int
+
+
+def validate_split(split: str, test_days: str) -> tuple[str, int]:
+    """Check the parameters before any work starts."""
+    return settings.parse_choice("split", split, SPLITS), settings.parse_positive_int("test_days", test_days)
+
+
+def split_table(table: pd.DataFrame, split: str, test_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and test rows. `time` holds out the last `test_days` calendar days of the data."""
+    if split == "kaggle":
+        is_test = table["dteday"].dt.day > KAGGLE_LAST_TRAIN_DAY
+    else:
+        days = table["dteday"].nunique()
+        if test_days >= days:
+            raise PipelineError(
+                f"parameter test_days={test_days} leaves no training rows: the table spans {days} days"
+            )
+        first_test_day = table["dteday"].max() - pd.Timedelta(days=test_days - 1)
+        is_test = table["dteday"] >= first_test_day
+    return table[~is_test].reset_index(drop=True), table[is_test].reset_index(drop=True)
+
+
+def describe_features(train: pd.DataFrame) -> dict[str, dict[str, object]]:
+    """How each feature is made and its range on the training rows."""
+    matrix = derive_features(train)
+    return {
+        name: {"description": text, "min": float(matrix[name].min()), "max": float(matrix[name].max())}
+        for name, text in FEATURE_DESCRIPTIONS.items()
+    }
+
+
+def describe_split(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, str]:
+    def span(frame: pd.DataFrame) -> str:
+        return f"{frame['dteday'].min().date()}..{frame['dteday'].max().date()}"
+
+    return {"train_period": span(train), "test_period": span(test)}
+
+
+def run_featurize(table: str, split: str, test_days: str) -> FeaturizeResult:
+    """Split and describe inside the `featurize` run."""
+    split_name, days = validate_split(split, test_days)
+    with step_run("featurize") as run:
+        mlflow.log_params({"table": table, "split": split_name, "test_days": days})
+        frame = pd.read_parquet(download(table, "ingested table"))
+        train, test = split_table(frame, split_name, days)
+        mlflow.log_params(describe_split(train, test))
+        mlflow.log_metrics({"train_rows": len(train), "test_rows": len(test)})
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(scratch) / FEATURES_DIR
+            folder.mkdir()
+            train.to_parquet(folder / TRAIN_FILE, index=False)
+            test.to_parquet(folder / TEST_FILE, index=False)
+            description = json.dumps(describe_features(train), indent=2)
+            (folder / FEATURES_DESCRIPTION_FILE).write_text(description)
+            mlflow.log_artifacts(str(folder), FEATURES_DIR)
+        log.info("Split %d train and %d test rows (%s)", len(train), len(test), split_name)
+    return FeaturizeResult(
+        run.info.run_id, artifact_uri(run.info.run_id, FEATURES_DIR), len(train), len(test)
+    )
+
+
+def main() -> None:
+    defaults = settings.parameter_defaults("featurize")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--table", required=True, help=f"e.g. runs:/<ingest run id>/{TABLE_ARTIFACT}")
+    parser.add_argument("--split", default=defaults["split"])
+    parser.add_argument("--test_days", default=defaults["test_days"])
+    args = parser.parse_args()
+    run_cli(lambda: run_featurize(args.table, args.split, args.test_days))
+
+
+if __name__ == "__main__":
+    main()

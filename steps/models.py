@@ -1,0 +1,127 @@
+"""The models `train` can fit: each is one scikit-learn pipeline from raw hourly records to counts.
+
+Every pipeline starts with HourlyFeatures, so whoever calls `predict` (evaluate, a batch job, the REST
+server) passes raw records and gets the same features. Every model predicts non-negative counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from skops.io import dumps, get_untrusted_types
+from xgboost import XGBRegressor
+
+from steps.errors import PipelineError
+from steps.features import CATEGORICAL_FEATURES, FEATURE_NAMES, HourlyFeatures
+from steps.schema import MODEL_INPUT_COLUMNS
+
+MODELS = ("xgb", "rf", "hgb", "ridge")
+# The model is saved with skops, which loads without pickle but only the types the saver lists as trusted:
+# this project's own code and the libraries it is built from.
+TRUSTED_MODULES = ("steps.", "sklearn.", "xgboost.", "numpy.", "scipy.")
+DATE_FORMAT = "%Y-%m-%d"
+
+
+def model_inputs(table: pd.DataFrame) -> pd.DataFrame:
+    """Raw records as the model takes them: the hour.csv columns minus the counts, dates as text."""
+    records = table.loc[:, list(MODEL_INPUT_COLUMNS)].copy()
+    records["dteday"] = pd.to_datetime(records["dteday"]).dt.strftime(DATE_FORMAT)
+    return records
+
+
+def resolve_hyperparameters(
+    defaults: dict[str, Any], overrides: dict[str, str], model: str
+) -> dict[str, Any]:
+    """config.yaml's hyperparameters with command-line overrides, each checked against its default's type."""
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise PipelineError(
+            f"unknown hyperparameter(s) {', '.join(unknown)} for model {model}; "
+            f"known: {', '.join(defaults)} (defaults in config.yaml)"
+        )
+    resolved = dict(defaults)
+    for name, text in overrides.items():
+        resolved[name] = _coerce(name, text, defaults[name])
+    return resolved
+
+
+def _coerce(name: str, text: str, default: Any) -> Any:
+    if isinstance(default, str):
+        return text
+    value = yaml.safe_load(text) if text.strip() else None
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise PipelineError(f"hyperparameter {name}={text!r} must be true or false")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PipelineError(
+            f"hyperparameter {name}={text!r} is not a number (config.yaml default: {default})"
+        )
+    if isinstance(default, int) and not isinstance(value, int):
+        raise PipelineError(
+            f"hyperparameter {name}={text!r} must be a whole number (config.yaml default: {default})"
+        )
+    return float(value) if isinstance(default, float) else value
+
+
+def nonnegative_expm1(values: np.ndarray) -> np.ndarray:
+    """Inverse of log1p for predictions, floored at zero rentals."""
+    return np.maximum(np.expm1(values), 0.0)
+
+
+def build_model(model: str, hyperparameters: dict[str, Any], seed: int) -> Pipeline:
+    """An unfitted pipeline: HourlyFeatures, then the estimator `model` names."""
+    if model == "xgb":
+        estimator = XGBRegressor(**hyperparameters, random_state=seed)
+    elif model == "rf":
+        estimator = RandomForestRegressor(**hyperparameters, random_state=seed, n_jobs=-1)
+    elif model == "hgb":
+        estimator = HistGradientBoostingRegressor(**hyperparameters, random_state=seed)
+    elif model == "ridge":
+        estimator = _linear_model(hyperparameters)
+    else:
+        raise PipelineError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+    return Pipeline([("features", HourlyFeatures()), ("model", estimator)])
+
+
+def _linear_model(hyperparameters: dict[str, Any]) -> Pipeline:
+    numeric = [name for name in FEATURE_NAMES if name not in CATEGORICAL_FEATURES]
+    encode = ColumnTransformer(
+        [
+            ("codes", OneHotEncoder(handle_unknown="ignore"), list(CATEGORICAL_FEATURES)),
+            ("quantities", StandardScaler(), numeric),
+        ]
+    )
+    regressor = TransformedTargetRegressor(
+        Ridge(**hyperparameters), func=np.log1p, inverse_func=nonnegative_expm1, check_inverse=False
+    )
+    return Pipeline([("encode", encode), ("ridge", regressor)])
+
+
+def feature_importances(pipeline: Pipeline) -> pd.Series | None:
+    """Impurity or gain importances for tree models that expose them; None otherwise."""
+    importances = getattr(pipeline.named_steps["model"], "feature_importances_", None)
+    if importances is None:
+        return None
+    return pd.Series(importances, index=list(FEATURE_NAMES)).sort_values(ascending=False)
+
+
+def trusted_types(pipeline: Pipeline) -> list[str]:
+    """The types skops must be told to trust to load `pipeline`; all must come from TRUSTED_MODULES."""
+    types = get_untrusted_types(data=dumps(pipeline))
+    foreign = [name for name in types if not name.startswith(TRUSTED_MODULES)]
+    if foreign:
+        raise PipelineError(
+            f"the model holds types from outside {', '.join(TRUSTED_MODULES)}: {', '.join(foreign)}"
+        )
+    return types
