@@ -1,0 +1,47 @@
+# One way to run everything. `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXPERIMENT ?= bike-sharing-demand
+# virtualenv (MLflow's default for a python_env project), uv, or local (this repository's .venv).
+ENV_MANAGER ?= virtualenv
+# Extra arguments for `mlflow run`, e.g. ARGS="-P model=rf".
+ARGS ?=
+# The venv's tools come first, so `mlflow run --env-manager local` runs the steps with them.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format bench ui clean
+
+help: ## Show this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-9s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## Create .venv with the pinned runtime and development packages
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: install ## Run the whole pipeline: mlflow run . (ENV_MANAGER=..., ARGS="-P model=rf")
+	$(BIN)/mlflow run . --experiment-name $(EXPERIMENT) --env-manager $(ENV_MANAGER) $(ARGS)
+
+test: install ## Run the test suite
+	$(BIN)/pytest
+
+lint: install ## Check lint and formatting with ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install ## Format and fix what ruff can
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install ## Time the pipeline against a script without MLflow and print the ratio
+	$(BIN)/python -m bench.pipeline
+
+ui: install ## Open the MLflow UI on the local tracking store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+clean: ## Remove the local tracking store and caches (not .venv)
+	rm -rf mlruns mlflow.db .pytest_cache .ruff_cache

@@ -1,0 +1,95 @@
+"""Fixtures: a private tracking store per test, the real data when present, and the `mlflow run` CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from steps.names import EXPERIMENT_NAME
+from tests.synthetic import hourly_table, write_csv
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+CLI_TIMEOUT_SECONDS = 900
+
+
+@pytest.fixture
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite store with artifacts under tmp_path, for this process and any child process."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)  # the store's default artifact root, ./mlruns, lands in tmp_path
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("MLFLOW_RUN_ID", raising=False)
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture
+def experiment_id(tracking_uri: str) -> str:
+    return mlflow.set_experiment(EXPERIMENT_NAME).experiment_id
+
+
+@pytest.fixture
+def client(tracking_uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri)
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The UCI data named by BIKE_SHARING_DATA. Under CI its absence is a failure, not a skip."""
+    value = os.environ.get("BIKE_SHARING_DATA", "")
+    if value and Path(value).exists():
+        return Path(value)
+    if os.environ.get("CI"):
+        pytest.fail("BIKE_SHARING_DATA must name the UCI data under CI (.ci/run sets it)")
+    pytest.skip("set BIKE_SHARING_DATA to the UCI Bike Sharing data to run this test")
+
+
+@pytest.fixture
+def small_csv(tmp_path: Path) -> Path:
+    """Six weeks of valid synthetic hourly data."""
+    return write_csv(hourly_table(), tmp_path / "hour.csv")
+
+
+def mlflow_run(
+    tracking_uri: str, *arguments: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The real `mlflow run` CLI on this project, with this venv's tools first on PATH."""
+    environment = os.environ | {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+    }
+    environment.pop("MLFLOW_RUN_ID", None)
+    command = [
+        str(VENV_BIN / "mlflow"),
+        "run",
+        str(PROJECT_DIR),
+        "--experiment-name",
+        EXPERIMENT_NAME,
+        *arguments,
+    ]
+    return subprocess.run(
+        command,
+        env=environment | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
+def runs_by_entry_point(client: MlflowClient) -> dict[str, list[mlflow.entities.Run]]:
+    """Every run of the experiment, grouped by its mlflow.project.entryPoint tag."""
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    grouped: dict[str, list] = {}
+    for run in client.search_runs([experiment.experiment_id], max_results=1000):
+        grouped.setdefault(run.data.tags.get("mlflow.project.entryPoint", "?"), []).append(run)
+    return grouped

@@ -1,0 +1,117 @@
+"""Models: every choice fits raw records, predicts non-negative counts, and rejects bad settings clearly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from steps import settings
+from steps.errors import PipelineError
+from steps.models import (
+    MODELS,
+    build_model,
+    feature_importances,
+    model_inputs,
+    resolve_hyperparameters,
+    trusted_types,
+)
+from steps.schema import TARGET, parse_hourly
+from steps.train import fit, parse_overrides, validate_training
+from tests.synthetic import hourly_table
+
+SMALL = {"xgb": {"n_estimators": "20"}, "rf": {"n_estimators": "10"}, "hgb": {"max_iter": "20"}, "ridge": {}}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return parse_hourly(hourly_table(days=21).astype(str), "hour.csv")
+
+
+def test_config_has_hyperparameters_for_every_model() -> None:
+    assert set(settings.config()["models"]) == set(MODELS)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_fits_raw_records_and_predicts_counts(table, model: str) -> None:
+    hyperparameters = validate_training(model, SMALL[model])
+    pipeline = fit(table, model, hyperparameters, seed=0)
+    predicted = pipeline.predict(model_inputs(table))
+    assert predicted.shape == (len(table),)
+    assert (predicted >= 0).all()
+    assert np.corrcoef(predicted, table[TARGET])[0, 1] > 0.8, "the model should learn the daily profile"
+    assert all(
+        name.startswith(("steps.", "sklearn.", "xgboost.", "numpy.", "scipy."))
+        for name in trusted_types(pipeline)
+    )
+
+
+def test_same_inputs_give_the_same_model(table) -> None:
+    hyperparameters = validate_training("xgb", SMALL["xgb"])
+    first = fit(table, "xgb", hyperparameters, seed=7).predict(model_inputs(table))
+    second = fit(table, "xgb", hyperparameters, seed=7).predict(model_inputs(table))
+    np.testing.assert_array_equal(first, second)
+
+
+def test_tree_models_expose_importances(table) -> None:
+    pipeline = fit(table, "rf", validate_training("rf", SMALL["rf"]), seed=0)
+    importances = feature_importances(pipeline)
+    assert importances is not None and importances.index[0] in (
+        "hr",
+        "hour_of_workday",
+        "hour_sin",
+        "hour_cos",
+    )
+    assert feature_importances(fit(table, "ridge", validate_training("ridge", {}), seed=0)) is None
+
+
+def test_model_inputs_are_the_raw_columns_with_text_dates(table) -> None:
+    records = model_inputs(table)
+    assert "cnt" not in records and "casual" not in records and "registered" not in records
+    assert records["dteday"].iloc[0] == "2012-06-01"
+
+
+def test_unknown_model_lists_choices() -> None:
+    with pytest.raises(PipelineError, match=r"unknown model 'lasso'; choose one of: xgb, rf, hgb, ridge"):
+        validate_training("lasso", {})
+    with pytest.raises(PipelineError, match="unknown model"):
+        build_model("lasso", {}, 0)
+
+
+def test_overrides_are_typed_from_config_defaults() -> None:
+    defaults = {"n_estimators": 100, "learning_rate": 0.1, "objective": "reg:squarederror", "max_depth": None}
+    overrides = {"n_estimators": "300", "learning_rate": "1", "objective": "count:poisson", "max_depth": "8"}
+    resolved = resolve_hyperparameters(defaults, overrides, "xgb")
+    assert resolved == {
+        "n_estimators": 300,
+        "learning_rate": 1.0,
+        "objective": "count:poisson",
+        "max_depth": 8,
+    }
+    assert isinstance(resolved["learning_rate"], float)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"max_depth": "deep"},
+            r"hyperparameter max_depth='deep' is not a number \(config.yaml default: 6\)",
+        ),
+        ({"max_depth": "6.5"}, r"max_depth='6.5' must be a whole number"),
+        ({"depth": "6"}, r"unknown hyperparameter\(s\) depth for model xgb; known: objective, n_estimators"),
+    ],
+)
+def test_bad_overrides(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(PipelineError, match=message):
+        validate_training("xgb", overrides)
+
+
+def test_parse_overrides_as_mlflow_passes_them() -> None:
+    assert parse_overrides(["--max_depth", "8", "--learning_rate=0.1"]) == {
+        "max_depth": "8",
+        "learning_rate": "0.1",
+    }
+    with pytest.raises(PipelineError, match="unexpected argument 'stray'"):
+        parse_overrides(["stray"])
+    with pytest.raises(PipelineError, match="hyperparameter max_depth has no value"):
+        parse_overrides(["--max_depth"])
