@@ -88,17 +88,17 @@ def run_train(features: str, model: str, overrides: dict[str, str]) -> TrainResu
             {"fit_seconds": time.perf_counter() - started, "train_rmse": rmse(train[TARGET], fitted)}
         )
         example = inputs.head(INPUT_EXAMPLE_ROWS)
-        # Integer columns are right here: a record with a missing value is meant to be rejected.
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name=MODEL_NAME,
-            signature=infer_signature(example, fitted[:INPUT_EXAMPLE_ROWS]),
-            input_example=example,
-            code_paths=[str(Path(__file__).parent)],
-            pip_requirements=str(settings.PROJECT_DIR / "requirements.txt"),
-            skops_trusted_types=trusted_types(pipeline),
-        )
+        with warnings.catch_warnings():  # integer columns are meant: a record missing a value is rejected
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name=MODEL_NAME,
+                signature=infer_signature(example, fitted[:INPUT_EXAMPLE_ROWS]),
+                input_example=example,
+                code_paths=[str(Path(__file__).parent)],
+                pip_requirements=str(settings.PROJECT_DIR / "requirements.txt"),
+                skops_trusted_types=trusted_types(pipeline),
+            )
         log.info("Trained %s on %d rows", model, len(train))
     return TrainResult(run.info.run_id, info.model_uri)
 
