@@ -72,7 +72,7 @@ def run_ingest(data: str) -> IngestResult:
             table.to_parquet(path, index=False)
             mlflow.log_artifact(str(path), str(Path(TABLE_ARTIFACT).parent))
         dataset_source = hourly.source if is_url(hourly.source) else Path(hourly.source).as_uri()
-        with warnings.catch_warnings():  # MLflow warns that a file URI fits two equivalent source types
+        with warnings.catch_warnings():  # MLflow's hints on file URIs and integer columns do not apply here
             warnings.simplefilter("ignore", UserWarning)
             dataset = mlflow.data.from_pandas(
                 table,
@@ -81,7 +81,7 @@ def run_ingest(data: str) -> IngestResult:
                 targets=TARGET,
                 digest=hourly.sha256[:DIGEST_LENGTH],
             )
-        mlflow.log_input(dataset, context="ingest", tags={"sha256": hourly.sha256})
+            mlflow.log_input(dataset, context="ingest", tags={"sha256": hourly.sha256})
         log.info("Validated %d rows from %s (sha256 %s)", len(table), hourly.label, hourly.sha256)
     return IngestResult(
         run.info.run_id, artifact_uri(run.info.run_id, TABLE_ARTIFACT), hourly.sha256, len(table)
