@@ -38,7 +38,7 @@ from steps.names import (
 )  # fmt: skip
 from steps.report import render_report
 from steps.schema import TARGET
-from steps.tracking import download, run_cli, step_run
+from steps.tracking import load_model, read_table, run_cli, step_run
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,9 @@ def run_evaluate(features: str, model_uri: str) -> EvaluateResult:
     """Score, plot and report inside the `evaluate` run."""
     with step_run("evaluate") as run:
         mlflow.log_params({"features": features, "model_uri": model_uri})
-        folder = download(features, "features folder")
-        train, test = pd.read_parquet(folder / TRAIN_FILE), pd.read_parquet(folder / TEST_FILE)
-        pipeline = mlflow.sklearn.load_model(model_uri)
+        train = read_table(f"{features}/{TRAIN_FILE}", "training rows")
+        test = read_table(f"{features}/{TEST_FILE}", "test rows")
+        pipeline = load_model(model_uri)
         scores = score(train, test, pipeline.predict(model_inputs(test)))
         mlflow.log_metrics(scores.metrics)
         pictures = {

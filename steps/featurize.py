@@ -26,7 +26,7 @@ from steps import settings
 from steps.errors import PipelineError
 from steps.features import FEATURE_DESCRIPTIONS, derive_features
 from steps.names import FEATURES_DESCRIPTION_FILE, FEATURES_DIR, TABLE_ARTIFACT, TEST_FILE, TRAIN_FILE
-from steps.tracking import artifact_uri, download, run_cli, step_run
+from steps.tracking import artifact_uri, read_table, run_cli, step_run
 
 log = logging.getLogger(__name__)
 SPLITS = ("time", "kaggle")
@@ -82,7 +82,7 @@ def run_featurize(table: str, split: str, test_days: str) -> FeaturizeResult:
     split_name, days = validate_split(split, test_days)
     with step_run("featurize") as run:
         mlflow.log_params({"table": table, "split": split_name, "test_days": days})
-        frame = pd.read_parquet(download(table, "ingested table"))
+        frame = read_table(table, "ingested table")
         train, test = split_table(frame, split_name, days)
         mlflow.log_params(describe_split(train, test))
         mlflow.log_metrics({"train_rows": len(train), "test_rows": len(test)})

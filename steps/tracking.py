@@ -8,9 +8,10 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import Any
 
 import mlflow
+import pandas as pd
 
 from steps.errors import PipelineError
 from steps.names import ENTRY_POINT_TAG, EXPERIMENT_NAME
@@ -30,6 +31,7 @@ PROJECT_RUN_TAGS = (
     "mlflow.project.env",
     "mlflow.project.backend",
 )
+URI_HINT = "pass a URI that the previous step logged (its run's artifacts or models:/<id>)"
 EXPERIMENT_ENV_VARS = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID")
 
 
@@ -58,15 +60,29 @@ def artifact_uri(run_id: str, path: str) -> str:
     return f"runs:/{run_id}/{path}"
 
 
-def download(uri: str, what: str) -> Path:
-    """Fetch an artifact (file or folder) to a local temporary path."""
+def read_table(uri: str, what: str) -> pd.DataFrame:
+    """A Parquet table logged as an artifact, read through a temporary copy."""
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch)
+        except Exception as error:  # MLflow raises several types for a bad or missing URI
+            raise PipelineError(
+                f"cannot read the {what} at {uri} ({_first_line(error)}); {URI_HINT}"
+            ) from None
+        return pd.read_parquet(path)
+
+
+def load_model(uri: str) -> Any:
+    """The scikit-learn pipeline logged at a model URI."""
     try:
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp()))
-    except Exception as error:  # MLflow raises several types for a bad or missing URI
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise PipelineError(
-            f"cannot read the {what} at {uri} ({reason}); pass a URI logged by the previous step"
-        ) from None
+        return mlflow.sklearn.load_model(uri)
+    except Exception as error:  # as above
+        raise PipelineError(f"cannot load the model at {uri} ({_first_line(error)}); {URI_HINT}") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def run_cli(work: Callable[[], object]) -> None:

@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 
 from steps import settings
 from steps.errors import PipelineError
+from steps.metrics import regression_metrics
 from steps.models import MODELS, build_model, model_inputs, resolve_hyperparameters, trusted_types
 from steps.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
 from steps.schema import TARGET
-from steps.tracking import download, run_cli, step_run
+from steps.tracking import read_table, run_cli, step_run
 
 log = logging.getLogger(__name__)
 INPUT_EXAMPLE_ROWS = 5
@@ -68,10 +68,6 @@ def fit(train: pd.DataFrame, model: str, hyperparameters: dict[str, Any], seed: 
     return build_model(model, hyperparameters, seed).fit(model_inputs(train), train[TARGET])
 
 
-def rmse(actual: pd.Series, predicted: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(actual, dtype=float) - predicted) ** 2)))
-
-
 def run_train(features: str, model: str, overrides: dict[str, str]) -> TrainResult:
     """Fit and log the model inside the `train` run."""
     hyperparameters = validate_training(model, overrides)
@@ -79,14 +75,14 @@ def run_train(features: str, model: str, overrides: dict[str, str]) -> TrainResu
     with step_run("train") as run:
         mlflow.log_params({"features": features, "model": model, "seed": seed})
         mlflow.log_params({f"hp.{name}": value for name, value in hyperparameters.items()})
-        train = pd.read_parquet(download(features, "features folder") / TRAIN_FILE)
+        train = read_table(f"{features}/{TRAIN_FILE}", "training rows")
         started = time.perf_counter()
         pipeline = fit(train, model, hyperparameters, seed)
+        fit_seconds = time.perf_counter() - started
         inputs = model_inputs(train)
         fitted = pipeline.predict(inputs)
-        mlflow.log_metrics(
-            {"fit_seconds": time.perf_counter() - started, "train_rmse": rmse(train[TARGET], fitted)}
-        )
+        train_rmse = regression_metrics(train[TARGET], fitted)["rmse"]
+        mlflow.log_metrics({"fit_seconds": fit_seconds, "train_rmse": train_rmse})
         example = inputs.head(INPUT_EXAMPLE_ROWS)
         with warnings.catch_warnings():  # integer columns are meant: a record missing a value is rejected
             warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
@@ -99,7 +95,7 @@ def run_train(features: str, model: str, overrides: dict[str, str]) -> TrainResu
                 pip_requirements=str(settings.PROJECT_DIR / "requirements.txt"),
                 skops_trusted_types=trusted_types(pipeline),
             )
-        log.info("Trained %s on %d rows", model, len(train))
+        log.info("Trained %s on %d rows: %s", model, len(train), info.model_uri)
     return TrainResult(run.info.run_id, info.model_uri)
 
 
