@@ -74,13 +74,17 @@ def _coerce(name: str, text: str, default: Any) -> Any:
     return float(value) if isinstance(default, float) else value
 
 
-def nonnegative_expm1(values: np.ndarray) -> np.ndarray:
-    """Inverse of log1p for predictions, floored at zero rentals."""
-    return np.maximum(np.expm1(values), 0.0)
+def unchanged(values: np.ndarray) -> np.ndarray:
+    return values
+
+
+def floor_at_zero(values: np.ndarray) -> np.ndarray:
+    """Rentals are never negative, whatever loss a model was fitted with."""
+    return np.maximum(values, 0.0)
 
 
 def build_model(model: str, hyperparameters: dict[str, Any], seed: int) -> Pipeline:
-    """An unfitted pipeline: HourlyFeatures, then the estimator `model` names."""
+    """An unfitted pipeline: HourlyFeatures, then the estimator `model` names, with predictions >= 0."""
     if model == "xgb":
         estimator = XGBRegressor(**hyperparameters, random_state=seed)
     elif model == "rf":
@@ -91,7 +95,10 @@ def build_model(model: str, hyperparameters: dict[str, Any], seed: int) -> Pipel
         estimator = _linear_model(hyperparameters)
     else:
         raise PipelineError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
-    return Pipeline([("features", HourlyFeatures()), ("model", estimator)])
+    counts = TransformedTargetRegressor(
+        estimator, func=unchanged, inverse_func=floor_at_zero, check_inverse=False
+    )
+    return Pipeline([("features", HourlyFeatures()), ("model", counts)])
 
 
 def _linear_model(hyperparameters: dict[str, Any]) -> Pipeline:
@@ -102,15 +109,12 @@ def _linear_model(hyperparameters: dict[str, Any]) -> Pipeline:
             ("quantities", StandardScaler(), numeric),
         ]
     )
-    regressor = TransformedTargetRegressor(
-        Ridge(**hyperparameters), func=np.log1p, inverse_func=nonnegative_expm1, check_inverse=False
-    )
-    return Pipeline([("encode", encode), ("ridge", regressor)])
+    return Pipeline([("encode", encode), ("ridge", Ridge(**hyperparameters))])
 
 
 def feature_importances(pipeline: Pipeline) -> pd.Series | None:
     """Impurity or gain importances for tree models that expose them; None otherwise."""
-    importances = getattr(pipeline.named_steps["model"], "feature_importances_", None)
+    importances = getattr(pipeline.named_steps["model"].regressor_, "feature_importances_", None)
     if importances is None:
         return None
     return pd.Series(importances, index=list(FEATURE_NAMES)).sort_values(ascending=False)

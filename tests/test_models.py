@@ -7,6 +7,7 @@ import pytest
 
 from steps import settings
 from steps.errors import PipelineError
+from steps.features import derive_features
 from steps.models import (
     MODELS,
     build_model,
@@ -43,6 +44,16 @@ def test_every_model_fits_raw_records_and_predicts_counts(table, model: str) -> 
         name.startswith(("steps.", "sklearn.", "xgboost.", "numpy.", "scipy."))
         for name in trusted_types(pipeline)
     )
+
+
+def test_predictions_are_floored_at_zero_whatever_the_loss(table) -> None:
+    negative_target = table.assign(cnt=table["cnt"] - 200)  # a squared-error fit now predicts below zero
+    pipeline = fit(
+        negative_target, "hgb", validate_training("hgb", {"loss": "squared_error", "max_iter": "20"}), 0
+    )
+    predicted = pipeline.predict(model_inputs(table))
+    assert predicted.min() == 0.0
+    assert (pipeline.named_steps["model"].regressor_.predict(derive_features(model_inputs(table))) < 0).any()
 
 
 def test_same_inputs_give_the_same_model(table) -> None:
@@ -95,7 +106,7 @@ def test_overrides_are_typed_from_config_defaults() -> None:
     [
         (
             {"max_depth": "deep"},
-            r"hyperparameter max_depth='deep' is not a number \(config.yaml default: 6\)",
+            r"hyperparameter max_depth='deep' is not a number \(config.yaml default: \d+\)",
         ),
         ({"max_depth": "6.5"}, r"max_depth='6.5' must be a whole number"),
         ({"depth": "6"}, r"unknown hyperparameter\(s\) depth for model xgb; known: objective, n_estimators"),
