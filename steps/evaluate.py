@@ -12,7 +12,6 @@ Artifacts:
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
 import tempfile
@@ -38,7 +37,7 @@ from steps.names import (
 )  # fmt: skip
 from steps.report import render_report
 from steps.schema import TARGET
-from steps.tracking import load_model, read_table, run_cli, step_run
+from steps.tracking import argument_parser, load_model, read_table, run_cli, step_run
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +132,7 @@ def run_evaluate(features: str, model_uri: str) -> EvaluateResult:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--features", required=True, help=f"e.g. runs:/<featurize run id>/{FEATURES_DIR}")
     parser.add_argument("--model_uri", required=True, help="e.g. models:/<model id>")
     args = parser.parse_args()

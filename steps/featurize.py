@@ -12,7 +12,6 @@ Artifacts:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import tempfile
@@ -26,7 +25,7 @@ from steps import settings
 from steps.errors import PipelineError
 from steps.features import FEATURE_DESCRIPTIONS, derive_features
 from steps.names import FEATURES_DESCRIPTION_FILE, FEATURES_DIR, TABLE_ARTIFACT, TEST_FILE, TRAIN_FILE
-from steps.tracking import artifact_uri, read_table, run_cli, step_run
+from steps.tracking import argument_parser, artifact_uri, read_table, run_cli, step_run
 
 log = logging.getLogger(__name__)
 SPLITS = ("time", "kaggle")
@@ -102,9 +101,7 @@ def run_featurize(table: str, split: str, test_days: str) -> FeaturizeResult:
 
 def main() -> None:
     defaults = settings.parameter_defaults("featurize")
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--table", required=True, help=f"e.g. runs:/<ingest run id>/{TABLE_ARTIFACT}")
     parser.add_argument("--split", default=defaults["split"])
     parser.add_argument("--test_days", default=defaults["test_days"])

@@ -10,7 +10,6 @@ Artifacts:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import tempfile
@@ -25,7 +24,7 @@ from steps import settings
 from steps.names import DATASET_NAME, TABLE_ARTIFACT
 from steps.schema import TARGET, parse_hourly, read_csv_text
 from steps.sources import HourlyBytes, cache_dir, choose_source, is_url, read_hourly
-from steps.tracking import artifact_uri, run_cli, step_run
+from steps.tracking import argument_parser, artifact_uri, run_cli, step_run
 
 log = logging.getLogger(__name__)
 DIGEST_LENGTH = 32  # MLflow stores at most 36 characters of a dataset digest; the full sha256 is a tag
@@ -90,9 +89,7 @@ def run_ingest(data: str) -> IngestResult:
 
 def main() -> None:
     defaults = settings.parameter_defaults("ingest")
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--data", default=defaults["data"])
     args = parser.parse_args()
     run_cli(lambda: run_ingest(args.data))

@@ -7,7 +7,6 @@ run function its own entry point calls, and hands its output to the next step by
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from steps.evaluate import run_evaluate
 from steps.featurize import run_featurize, validate_split
 from steps.ingest import run_ingest
 from steps.names import BASELINES
-from steps.tracking import run_cli, step_run
+from steps.tracking import argument_parser, run_cli, step_run
 from steps.train import parse_overrides, run_train, validate_training
 
 log = logging.getLogger(__name__)
@@ -92,9 +91,7 @@ def summary(result: PipelineResult) -> str:
 
 def main() -> None:
     defaults = settings.parameter_defaults("main")
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     for name, default in defaults.items():
         parser.add_argument(f"--{name}", default=default)
     args, rest = parser.parse_known_args()

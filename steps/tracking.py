@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -83,6 +84,13 @@ def load_model(uri: str) -> Any:
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+def argument_parser(description: str | None) -> argparse.ArgumentParser:
+    """A step CLI's parser, with the module docstring as its help."""
+    return argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def run_cli(work: Callable[[], object]) -> None:

@@ -11,7 +11,6 @@ Artifacts:
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 import warnings
@@ -29,7 +28,7 @@ from steps.metrics import regression_metrics
 from steps.models import MODELS, build_model, model_inputs, resolve_hyperparameters, trusted_types
 from steps.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
 from steps.schema import TARGET
-from steps.tracking import read_table, run_cli, step_run
+from steps.tracking import argument_parser, read_table, run_cli, step_run
 
 log = logging.getLogger(__name__)
 INPUT_EXAMPLE_ROWS = 5
@@ -101,9 +100,7 @@ def run_train(features: str, model: str, overrides: dict[str, str]) -> TrainResu
 
 def main() -> None:
     defaults = settings.parameter_defaults("train")
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argument_parser(__doc__)
     parser.add_argument("--features", required=True, help=f"e.g. runs:/<featurize run id>/{FEATURES_DIR}")
     parser.add_argument("--model", default=defaults["model"])
     args, rest = parser.parse_known_args()

@@ -87,18 +87,24 @@ def test_too_long_test_window_fails_featurize(client, experiment_id, small_csv: 
     assert statuses == {"main": "FAILED", "ingest": "FINISHED", "featurize": "FAILED"}
 
 
-@pytest.mark.real_data
-def test_default_url_is_served_offline_from_a_verified_cache(
-    client, experiment_id, real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The official download, already in the user's cache, is reused and checked against the pin."""
-    default = settings.parameter_defaults("ingest")["data"]
+@pytest.fixture
+def cached_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the official download is cached, in a private cache folder; BIKE_SHARING_DATA unset."""
     monkeypatch.delenv("BIKE_SHARING_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    cached = _cache_path(default)
-    cached.parent.mkdir(parents=True)
-    shutil.copyfile(_real_zip(real_data), cached)
-    result = run_pipeline(default, "time", "92", "ridge", FAST)
+    url = settings.parameter_defaults("ingest")["data"]
+    path = cache_dir(os.environ) / hashlib.sha256(url.encode()).hexdigest()[:16] / Path(url).name
+    path.parent.mkdir(parents=True)
+    return path
+
+
+@pytest.mark.real_data
+def test_default_url_is_served_offline_from_a_verified_cache(
+    client, experiment_id, real_data: Path, cached_download: Path
+) -> None:
+    """The official download, already in the user's cache, is reused and checked against the pin."""
+    shutil.copyfile(_real_zip(real_data), cached_download)
+    result = run_pipeline(settings.parameter_defaults("ingest")["data"], "time", "92", "ridge", FAST)
     (ingest,) = runs_by_entry_point(client)["ingest"]
     assert ingest.data.params["data_checksum"] == "pinned"
     assert ingest.data.params["data_sha256"] == settings.config()["ingest"]["uci_hour_csv_sha256"]
@@ -107,18 +113,13 @@ def test_default_url_is_served_offline_from_a_verified_cache(
 
 @pytest.mark.real_data
 def test_tampered_download_fails_the_checksum(
-    client, experiment_id, real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client, experiment_id, real_data: Path, cached_download: Path
 ) -> None:
-    default = settings.parameter_defaults("ingest")["data"]
-    monkeypatch.delenv("BIKE_SHARING_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    cached = _cache_path(default)
-    cached.parent.mkdir(parents=True)
-    _write_tampered_zip(_real_zip(real_data), cached)
+    _write_tampered_zip(_real_zip(real_data), cached_download)
     with pytest.raises(
         PipelineError, match=r"step ingest failed: checksum mismatch: .* expected the pinned e03de4ee"
     ):
-        run_pipeline(default, "time", "92", "ridge", FAST)
+        run_pipeline(settings.parameter_defaults("ingest")["data"], "time", "92", "ridge", FAST)
     statuses = {step: runs[0].info.status for step, runs in runs_by_entry_point(client).items()}
     assert statuses == {"main": "FAILED", "ingest": "FAILED"}
 
@@ -127,10 +128,6 @@ def test_env_var_is_used_when_data_is_left_at_its_default(monkeypatch: pytest.Mo
     default = settings.parameter_defaults("ingest")["data"]
     monkeypatch.setenv("BIKE_SHARING_DATA", "/somewhere/hour.csv")
     assert choose_source(default, default, os.environ) == "/somewhere/hour.csv"
-
-
-def _cache_path(url: str) -> Path:
-    return cache_dir(os.environ) / hashlib.sha256(url.encode()).hexdigest()[:16] / Path(url).name
 
 
 def _real_zip(real_data: Path) -> Path:
