@@ -37,15 +37,18 @@ from steps.names import (
 )  # fmt: skip
 from steps.report import render_report
 from steps.schema import TARGET
-from steps.tracking import argument_parser, load_model, read_table, run_cli, step_run
+from steps.tracking import (
+    StepResult,
+    argument_parser,
+    artifact_uri,
+    load_model,
+    read_table,
+    record_outputs,
+    run_cli,
+    step_run,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EvaluateResult:
-    run_id: str
-    metrics: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -98,37 +101,39 @@ def png_bytes(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def run_evaluate(features: str, model_uri: str) -> EvaluateResult:
-    """Score, plot and report inside the `evaluate` run."""
-    with step_run("evaluate") as run:
-        mlflow.log_params({"features": features, "model_uri": model_uri})
-        train = read_table(f"{features}/{TRAIN_FILE}", "training rows")
-        test = read_table(f"{features}/{TEST_FILE}", "test rows")
-        pipeline = load_model(model_uri)
-        scores = score(train, test, pipeline.predict(model_inputs(test)))
-        mlflow.log_metrics(scores.metrics)
-        pictures = {
-            name: png_bytes(figure)
-            for name, figure in draw_figures(test, scores.predicted, feature_importances(pipeline)).items()
-        }
-        context = {
-            "model": model_uri,
-            "test rows": f"{len(test)} ({test['dteday'].min().date()} to {test['dteday'].max().date()})",
-            "training rows": str(len(train)),
-        }
-        report = render_report(
-            "Bike-sharing demand: holdout evaluation", context, scores.by_name, scores.skills, pictures
-        )
-        with tempfile.TemporaryDirectory() as scratch:
-            root = Path(scratch)
-            (root / PLOTS_DIR).mkdir()
-            for name, png in pictures.items():
-                (root / PLOTS_DIR / f"{name}.png").write_bytes(png)
-            (root / REPORT_ARTIFACT).write_text(report)
-            test.assign(predicted=scores.predicted).to_parquet(root / PREDICTIONS_ARTIFACT, index=False)
-            mlflow.log_artifacts(scratch)
-        log.info("Test RMSE %.2f over %d rows", scores.metrics["rmse"], len(test))
-    return EvaluateResult(run.info.run_id, scores.metrics)
+def evaluate(features: str, model_uri: str) -> StepResult:
+    """Score, plot and report in the active run."""
+    mlflow.log_params({"features": features, "model_uri": model_uri})
+    train = read_table(f"{features}/{TRAIN_FILE}", "training rows")
+    test = read_table(f"{features}/{TEST_FILE}", "test rows")
+    pipeline = load_model(model_uri)
+    scores = score(train, test, pipeline.predict(model_inputs(test)))
+    mlflow.log_metrics(scores.metrics)
+    pictures = {
+        name: png_bytes(figure)
+        for name, figure in draw_figures(test, scores.predicted, feature_importances(pipeline)).items()
+    }
+    context = {
+        "model": model_uri,
+        "test rows": f"{len(test)} ({test['dteday'].min().date()} to {test['dteday'].max().date()})",
+        "training rows": str(len(train)),
+    }
+    report = render_report(
+        "Bike-sharing demand: holdout evaluation", context, scores.by_name, scores.skills, pictures
+    )
+    run_id = mlflow.active_run().info.run_id
+    outputs = {"report": artifact_uri(run_id, REPORT_ARTIFACT)}
+    with tempfile.TemporaryDirectory() as scratch:
+        root = Path(scratch)
+        (root / PLOTS_DIR).mkdir()
+        for name, png in pictures.items():
+            (root / PLOTS_DIR / f"{name}.png").write_bytes(png)
+        (root / REPORT_ARTIFACT).write_text(report)
+        test.assign(predicted=scores.predicted).to_parquet(root / PREDICTIONS_ARTIFACT, index=False)
+        mlflow.log_artifacts(scratch)
+        digest = record_outputs(outputs, [root / REPORT_ARTIFACT, root / PREDICTIONS_ARTIFACT])
+    log.info("Test RMSE %.2f over %d rows", scores.metrics["rmse"], len(test))
+    return StepResult(run_id, outputs, digest, scores.metrics)
 
 
 def main() -> None:
@@ -136,7 +141,12 @@ def main() -> None:
     parser.add_argument("--features", required=True, help=f"e.g. runs:/<featurize run id>/{FEATURES_DIR}")
     parser.add_argument("--model_uri", required=True, help="e.g. models:/<model id>")
     args = parser.parse_args()
-    run_cli(lambda: run_evaluate(args.features, args.model_uri))
+
+    def work() -> None:
+        with step_run("evaluate"):
+            evaluate(args.features, args.model_uri)
+
+    run_cli(work)
 
 
 if __name__ == "__main__":

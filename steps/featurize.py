@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -25,24 +24,19 @@ from steps import settings
 from steps.errors import PipelineError
 from steps.features import FEATURE_DESCRIPTIONS, derive_features
 from steps.names import FEATURES_DESCRIPTION_FILE, FEATURES_DIR, TABLE_ARTIFACT, TEST_FILE, TRAIN_FILE
-from steps.tracking import argument_parser, artifact_uri, read_table, run_cli, step_run
+from steps.params import validate_split
+from steps.tracking import (
+    StepResult,
+    argument_parser,
+    artifact_uri,
+    read_table,
+    record_outputs,
+    run_cli,
+    step_run,
+)
 
 log = logging.getLogger(__name__)
-SPLITS = ("time", "kaggle")
 KAGGLE_LAST_TRAIN_DAY = 19  # Kaggle "Bike Sharing Demand": days 1-19 of each month train, 20+ test
-
-
-@dataclass(frozen=True)
-class FeaturizeResult:
-    run_id: str
-    features_uri: str
-    train_rows: int
-    test_rows: int
-
-
-def validate_split(split: str, test_days: str) -> tuple[str, int]:
-    """Check the parameters before any work starts."""
-    return settings.parse_choice("split", split, SPLITS), settings.parse_positive_int("test_days", test_days)
 
 
 def split_table(table: pd.DataFrame, split: str, test_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -76,27 +70,25 @@ def describe_split(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, str]:
     return {"train_period": span(train), "test_period": span(test)}
 
 
-def run_featurize(table: str, split: str, test_days: str) -> FeaturizeResult:
-    """Split and describe inside the `featurize` run."""
-    split_name, days = validate_split(split, test_days)
-    with step_run("featurize") as run:
-        mlflow.log_params({"table": table, "split": split_name, "test_days": days})
-        frame = read_table(table, "ingested table")
-        train, test = split_table(frame, split_name, days)
-        mlflow.log_params(describe_split(train, test))
-        mlflow.log_metrics({"train_rows": len(train), "test_rows": len(test)})
-        with tempfile.TemporaryDirectory() as scratch:
-            folder = Path(scratch) / FEATURES_DIR
-            folder.mkdir()
-            train.to_parquet(folder / TRAIN_FILE, index=False)
-            test.to_parquet(folder / TEST_FILE, index=False)
-            description = json.dumps(describe_features(train), indent=2)
-            (folder / FEATURES_DESCRIPTION_FILE).write_text(description)
-            mlflow.log_artifacts(str(folder), FEATURES_DIR)
-        log.info("Split %d train and %d test rows (%s)", len(train), len(test), split_name)
-    return FeaturizeResult(
-        run.info.run_id, artifact_uri(run.info.run_id, FEATURES_DIR), len(train), len(test)
-    )
+def featurize(table: str, split: str, test_days: int) -> StepResult:
+    """Split and describe in the active run (parameters already checked by validate_split)."""
+    mlflow.log_params({"table": table, "split": split, "test_days": test_days})
+    frame = read_table(table, "ingested table")
+    train, test = split_table(frame, split, test_days)
+    mlflow.log_params(describe_split(train, test))
+    mlflow.log_metrics({"train_rows": len(train), "test_rows": len(test)})
+    run_id = mlflow.active_run().info.run_id
+    outputs = {"features": artifact_uri(run_id, FEATURES_DIR)}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch) / FEATURES_DIR
+        folder.mkdir()
+        train.to_parquet(folder / TRAIN_FILE, index=False)
+        test.to_parquet(folder / TEST_FILE, index=False)
+        (folder / FEATURES_DESCRIPTION_FILE).write_text(json.dumps(describe_features(train), indent=2))
+        mlflow.log_artifacts(str(folder), FEATURES_DIR)
+        digest = record_outputs(outputs, list(folder.iterdir()))
+    log.info("Split %d train and %d test rows (%s)", len(train), len(test), split)
+    return StepResult(run_id, outputs, digest)
 
 
 def main() -> None:
@@ -106,7 +98,13 @@ def main() -> None:
     parser.add_argument("--split", default=defaults["split"])
     parser.add_argument("--test_days", default=defaults["test_days"])
     args = parser.parse_args()
-    run_cli(lambda: run_featurize(args.table, args.split, args.test_days))
+
+    def work() -> None:
+        split, test_days = validate_split(args.split, args.test_days)
+        with step_run("featurize"):
+            featurize(args.table, split, test_days)
+
+    run_cli(work)
 
 
 if __name__ == "__main__":

@@ -11,10 +11,8 @@ Artifacts:
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -23,19 +21,11 @@ import pandas as pd
 from steps import settings
 from steps.names import DATASET_NAME, TABLE_ARTIFACT
 from steps.schema import TARGET, parse_hourly, read_csv_text
-from steps.sources import HourlyBytes, cache_dir, choose_source, is_url, read_hourly
-from steps.tracking import argument_parser, artifact_uri, run_cli, step_run
+from steps.sources import HourlyBytes, fetch_hourly, is_url
+from steps.tracking import StepResult, argument_parser, artifact_uri, record_outputs, run_cli, step_run
 
 log = logging.getLogger(__name__)
 DIGEST_LENGTH = 32  # MLflow stores at most 36 characters of a dataset digest; the full sha256 is a tag
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    run_id: str
-    table_uri: str
-    sha256: str
-    rows: int
 
 
 def load_table(hourly: HourlyBytes) -> pd.DataFrame:
@@ -47,44 +37,40 @@ def summarize(table: pd.DataFrame) -> dict[str, float]:
     return {"rows": len(table), "days": table["dteday"].nunique(), "cnt_total": float(table[TARGET].sum())}
 
 
-def run_ingest(data: str) -> IngestResult:
-    """Fetch, validate and log the data inside the `ingest` run."""
-    default = settings.parameter_defaults("ingest")["data"]
-    source = choose_source(data, default, os.environ)
-    options = settings.config()["ingest"]
-    pinned = options["uci_hour_csv_sha256"] if source == default else None
-    with step_run("ingest") as run:
-        mlflow.log_params({"data": data, "data_source": source})
-        hourly = read_hourly(source, pinned, cache_dir(os.environ), options["download_timeout_seconds"])
-        table = load_table(hourly)
-        mlflow.log_params(
-            {
-                "data_sha256": hourly.sha256,
-                "data_checksum": "pinned" if pinned else "recorded",
-                "first_day": str(table["dteday"].min().date()),
-                "last_day": str(table["dteday"].max().date()),
-            }
-        )
-        mlflow.log_metrics(summarize(table))
-        with tempfile.TemporaryDirectory() as scratch:
-            path = Path(scratch) / Path(TABLE_ARTIFACT).name
-            table.to_parquet(path, index=False)
-            mlflow.log_artifact(str(path), str(Path(TABLE_ARTIFACT).parent))
-        dataset_source = hourly.source if is_url(hourly.source) else Path(hourly.source).as_uri()
-        with warnings.catch_warnings():  # MLflow's hints on file URIs and integer columns do not apply here
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = mlflow.data.from_pandas(
-                table,
-                source=dataset_source,
-                name=DATASET_NAME,
-                targets=TARGET,
-                digest=hourly.sha256[:DIGEST_LENGTH],
-            )
-            mlflow.log_input(dataset, context="ingest", tags={"sha256": hourly.sha256})
-        log.info("Validated %d rows from %s (sha256 %s)", len(table), hourly.label, hourly.sha256)
-    return IngestResult(
-        run.info.run_id, artifact_uri(run.info.run_id, TABLE_ARTIFACT), hourly.sha256, len(table)
+def ingest(data: str, hourly: HourlyBytes | None = None) -> StepResult:
+    """Fetch (unless `hourly` was fetched already), validate and log the data in the active run."""
+    mlflow.log_param("data", data)
+    hourly = hourly or fetch_hourly(data)
+    table = load_table(hourly)
+    mlflow.log_params(
+        {
+            "data_source": hourly.source,
+            "data_sha256": hourly.sha256,
+            "data_checksum": "pinned" if hourly.pinned else "recorded",
+            "first_day": str(table["dteday"].min().date()),
+            "last_day": str(table["dteday"].max().date()),
+        }
     )
+    mlflow.log_metrics(summarize(table))
+    run_id = mlflow.active_run().info.run_id
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / Path(TABLE_ARTIFACT).name
+        table.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), str(Path(TABLE_ARTIFACT).parent))
+        digest = record_outputs({"table": artifact_uri(run_id, TABLE_ARTIFACT)}, [path])
+    dataset_source = hourly.source if is_url(hourly.source) else Path(hourly.source).as_uri()
+    with warnings.catch_warnings():  # MLflow's hints on file URIs and integer columns do not apply here
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(
+            table,
+            source=dataset_source,
+            name=DATASET_NAME,
+            targets=TARGET,
+            digest=hourly.sha256[:DIGEST_LENGTH],
+        )
+        mlflow.log_input(dataset, context="ingest", tags={"sha256": hourly.sha256})
+    log.info("Validated %d rows from %s (sha256 %s)", len(table), hourly.label, hourly.sha256)
+    return StepResult(run_id, {"table": artifact_uri(run_id, TABLE_ARTIFACT)}, digest)
 
 
 def main() -> None:
@@ -92,7 +78,12 @@ def main() -> None:
     parser = argument_parser(__doc__)
     parser.add_argument("--data", default=defaults["data"])
     args = parser.parse_args()
-    run_cli(lambda: run_ingest(args.data))
+
+    def work() -> None:
+        with step_run("ingest"):
+            ingest(args.data)
+
+    run_cli(work)
 
 
 if __name__ == "__main__":

@@ -1,31 +1,57 @@
 """main: the whole pipeline, ingest -> featurize -> train -> evaluate, as nested runs of one parent run.
 
-Parameters: those of the steps (data, split, test_days, model) plus any model hyperparameter from
-config.yaml as `-P <name>=<value>`. Each step runs in this process inside a nested run, through the same
-run function its own entry point calls, and hands its output to the next step by artifact or model URI.
+Parameters: those of the steps (data, split, test_days, model), `force`, and any model hyperparameter
+from config.yaml as `-P <name>=<value>`. Each step runs in this process inside a nested run, through the
+same function its own entry point calls, and hands its output to the next step by artifact or model URI.
+
+Reruns are cheap and safe (see steps/cache.py and steps/lock.py): a step whose cache key matches a
+finished run is reused, not recomputed; one pipeline runs at a time per experiment; runs left RUNNING by
+a dead pipeline are marked FAILED. `force=true` reruns every step, `force=<step>` that step and the rest.
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Run
 
-from steps import settings
+from steps import cache, settings
 from steps.errors import PipelineError
-from steps.evaluate import run_evaluate
-from steps.featurize import run_featurize, validate_split
-from steps.ingest import run_ingest
-from steps.names import BASELINES
-from steps.tracking import argument_parser, run_cli, step_run
-from steps.train import parse_overrides, run_train, validate_training
+from steps.liveness import fail_abandoned_runs, heartbeat
+from steps.lock import pipeline_lock
+from steps.names import (
+    BASELINES,
+    CACHE_KEY_TAG,
+    KEY_PARTS_TAG,
+    OUTPUT_DIGEST_TAG,
+    OUTPUTS_TAG,
+    REUSED_FROM_TAG,
+)
+from steps.params import forced_steps, parse_overrides, validate_split, validate_training
+from steps.sources import HourlyBytes, fetch_hourly
+from steps.tracking import StepResult, argument_parser, run_cli, step_run
 
 log = logging.getLogger(__name__)
-Result = TypeVar("Result")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The pipeline's parameters, checked."""
+
+    data: str
+    split: str
+    test_days: int
+    model: str
+    hyperparameters: dict[str, Any]
+    force: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -33,6 +59,8 @@ class StepRecord:
     name: str
     run_id: str
     seconds: float
+    action: str  # "ran" or "reused"
+    why: str
 
 
 @dataclass(frozen=True)
@@ -41,42 +69,148 @@ class PipelineResult:
     experiment_id: str
     steps: list[StepRecord]
     metrics: dict[str, float]
+    marked_failed: list[str]
 
 
-def timed_step(name: str, records: list[StepRecord], work: Callable[[], Result]) -> Result:
-    """Run one step, note its run id and wall time, and name the step in any error."""
-    started = time.perf_counter()
-    try:
-        result = work()
-    except PipelineError as error:
-        raise PipelineError(f"step {name} failed: {error}") from None
-    records.append(StepRecord(name, result.run_id, time.perf_counter() - started))
-    return result
+def make_plan(
+    data: str, split: str, test_days: str, model: str, overrides: dict[str, str], *, force: str = "false"
+) -> Plan:
+    """Every parameter checked before any work starts."""
+    split, days = validate_split(split, test_days)
+    return Plan(data, split, days, model, validate_training(model, overrides), forced_steps(force))
 
 
-def run_pipeline(
-    data: str, split: str, test_days: str, model: str, overrides: dict[str, str]
-) -> PipelineResult:
-    """All four steps under one parent run; the first failing step stops the pipeline."""
-    validate_split(split, test_days)
-    validate_training(model, overrides)
-    records: list[StepRecord] = []
+def step_function(name: str) -> Callable[..., StepResult]:
+    """The step's work function, imported only when the step really runs: a reused step loads no
+    pandas-heavy modules, scikit-learn, xgboost or matplotlib."""
+    return getattr(importlib.import_module(f"steps.{name}"), name)
+
+
+class StepRunner:
+    """Runs each step in a nested run, or reuses a finished run with the same cache key."""
+
+    def __init__(
+        self, client: MlflowClient, experiment_id: str, parent_run_id: str, force: tuple[str, ...]
+    ) -> None:
+        self.client, self.experiment_id, self.parent_run_id, self.force = (
+            client,
+            experiment_id,
+            parent_run_id,
+            force,
+        )
+        self.records: list[StepRecord] = []
+
+    def run(
+        self,
+        name: str,
+        params: dict[str, Any],
+        inputs: Callable[[], dict[str, str]],
+        work: Callable[[], StepResult],
+    ) -> StepResult:
+        started = time.perf_counter()
+        try:
+            with step_run(name) as run:
+                parts = cache.key_parts(name, params, inputs())
+                key = cache.cache_key(parts)
+                mlflow.set_tags({CACHE_KEY_TAG: key, KEY_PARTS_TAG: json.dumps(parts, sort_keys=True)})
+                source = (
+                    None if name in self.force else cache.find_reusable(self.client, self.experiment_id, key)
+                )
+                if source is not None:
+                    result, action, why = (
+                        self._reuse(source),
+                        "reused",
+                        f"same key as run {source.info.run_id}",
+                    )
+                else:
+                    action, why = "ran", self._why(name, parts)
+                    result = work()
+        except PipelineError as error:
+            raise PipelineError(f"step {name} failed: {error}") from None
+        self.records.append(StepRecord(name, run.info.run_id, time.perf_counter() - started, action, why))
+        return result
+
+    def _reuse(self, source: Run) -> StepResult:
+        """Point this nested run at the run that did the work; do none of it."""
+        tags = source.data.tags
+        mlflow.set_tags(
+            {
+                REUSED_FROM_TAG: source.info.run_id,
+                OUTPUTS_TAG: tags[OUTPUTS_TAG],
+                OUTPUT_DIGEST_TAG: tags[OUTPUT_DIGEST_TAG],
+            }
+        )
+        outputs = json.loads(tags[OUTPUTS_TAG])
+        return StepResult(source.info.run_id, outputs, tags[OUTPUT_DIGEST_TAG], dict(source.data.metrics))
+
+    def _why(self, name: str, parts: dict[str, Any]) -> str:
+        if name in self.force:
+            return "forced"
+        before = cache.previous_parts(self.client, self.experiment_id, name, self.parent_run_id)
+        return "no earlier run" if before is None else cache.describe_change(before, parts)
+
+
+def run_pipeline(plan: Plan) -> PipelineResult:
+    """All four steps under one parent run, holding the experiment's pipeline lock."""
+    options = settings.config()["pipeline"]
     with step_run("main") as parent:
-        ingested = timed_step("ingest", records, lambda: run_ingest(data))
-        featurized = timed_step(
-            "featurize", records, lambda: run_featurize(ingested.table_uri, split, test_days)
-        )
-        trained = timed_step("train", records, lambda: run_train(featurized.features_uri, model, overrides))
-        evaluated = timed_step(
-            "evaluate", records, lambda: run_evaluate(featurized.features_uri, trained.model_uri)
-        )
-    return PipelineResult(parent.info.run_id, parent.info.experiment_id, records, evaluated.metrics)
+        client = MlflowClient()
+        experiment_id = parent.info.experiment_id
+        experiment_name = client.get_experiment(experiment_id).name
+        with (
+            heartbeat(client, options["heartbeat_seconds"]),
+            pipeline_lock(
+                client, experiment_name, parent.info.run_id,
+                wait=options["lock_wait_seconds"], stale_after=options["stale_after_seconds"],
+            ),
+        ):  # fmt: skip
+            marked_failed = fail_abandoned_runs(
+                client, experiment_id, parent.info.run_id, options["stale_after_seconds"]
+            )
+            runner = StepRunner(client, experiment_id, parent.info.run_id, plan.force)
+            evaluated = _run_steps(runner, plan)
+    return PipelineResult(parent.info.run_id, experiment_id, runner.records, evaluated.metrics, marked_failed)
+
+
+def _run_steps(runner: StepRunner, plan: Plan) -> StepResult:
+    fetched: list[HourlyBytes] = []
+
+    def data_digest() -> dict[str, str]:
+        fetched.append(fetch_hourly(plan.data))
+        return {"data": fetched[0].sha256}
+
+    ingested = runner.run("ingest", {}, data_digest, lambda: step_function("ingest")(plan.data, fetched[0]))
+    table = ingested.outputs["table"]
+    featurized = runner.run(
+        "featurize",
+        {"split": plan.split, "test_days": plan.test_days},
+        lambda: {"table": ingested.digest},
+        lambda: step_function("featurize")(table, plan.split, plan.test_days),
+    )
+    features = featurized.outputs["features"]
+    trained = runner.run(
+        "train",
+        {"model": plan.model, "hyperparameters": plan.hyperparameters, "seed": settings.config()["seed"]},
+        lambda: {"features": featurized.digest},
+        lambda: step_function("train")(features, plan.model, plan.hyperparameters),
+    )
+    return runner.run(
+        "evaluate",
+        dict(settings.config()["evaluate"]),
+        lambda: {"features": featurized.digest, "model": trained.digest},
+        lambda: step_function("evaluate")(features, trained.outputs["model"]),
+    )
 
 
 def summary(result: PipelineResult) -> str:
-    """What ran, how long it took, the headline metrics, and where to look."""
+    """What ran or was reused and why, how long it took, the headline metrics, and where to look."""
     lines = ["", f"Pipeline run {result.run_id} (experiment {result.experiment_id})"]
-    lines += [f"  {step.name:<10} {step.run_id}  {step.seconds:6.1f} s" for step in result.steps]
+    if result.marked_failed:
+        lines.append(f"  marked FAILED, left RUNNING by a dead pipeline: {', '.join(result.marked_failed)}")
+    lines += [
+        f"  {step.name:<10} {step.action:<7} {step.run_id}  {step.seconds:6.1f} s  {step.why}"
+        for step in result.steps
+    ]
     m = result.metrics
     lines.append(
         f"Holdout: RMSE {m['rmse']:.1f}  MAE {m['mae']:.1f}  R2 {m['r2']:.3f}  RMSLE {m['rmsle']:.3f}"
@@ -96,9 +230,11 @@ def main() -> None:
         parser.add_argument(f"--{name}", default=default)
     args, rest = parser.parse_known_args()
 
-    def work() -> Any:
-        result = run_pipeline(args.data, args.split, args.test_days, args.model, parse_overrides(rest))
-        print(summary(result))  # the CLI's own output: the one place this project prints
+    def work() -> None:
+        plan = make_plan(
+            args.data, args.split, args.test_days, args.model, parse_overrides(rest), force=args.force
+        )
+        print(summary(run_pipeline(plan)))  # the CLI's own output: the one place this project prints
 
     run_cli(work)
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import Ridge
@@ -21,9 +20,9 @@ from xgboost import XGBRegressor
 
 from steps.errors import PipelineError
 from steps.features import CATEGORICAL_FEATURES, FEATURE_NAMES, HourlyFeatures
+from steps.params import MODELS
 from steps.schema import MODEL_INPUT_COLUMNS
 
-MODELS = ("xgb", "rf", "hgb", "ridge")
 # The model is saved with skops, which loads without pickle but only the types the saver lists as trusted:
 # this project's own code and the libraries it is built from.
 TRUSTED_MODULES = ("steps.", "sklearn.", "xgboost.", "numpy.", "scipy.")
@@ -35,43 +34,6 @@ def model_inputs(table: pd.DataFrame) -> pd.DataFrame:
     records = table.loc[:, list(MODEL_INPUT_COLUMNS)].copy()
     records["dteday"] = pd.to_datetime(records["dteday"]).dt.strftime(DATE_FORMAT)
     return records
-
-
-def resolve_hyperparameters(
-    defaults: dict[str, Any], overrides: dict[str, str], model: str
-) -> dict[str, Any]:
-    """config.yaml's hyperparameters with command-line overrides, each checked against its default's type."""
-    unknown = sorted(set(overrides) - set(defaults))
-    if unknown:
-        raise PipelineError(
-            f"unknown hyperparameter(s) {', '.join(unknown)} for model {model}; "
-            f"known: {', '.join(defaults)} (defaults in config.yaml)"
-        )
-    resolved = dict(defaults)
-    for name, text in overrides.items():
-        resolved[name] = _coerce(name, text, defaults[name])
-    return resolved
-
-
-def _coerce(name: str, text: str, default: Any) -> Any:
-    if isinstance(default, str):
-        return text
-    value = yaml.safe_load(text) if text.strip() else None
-    if default is None:
-        return value
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise PipelineError(f"hyperparameter {name}={text!r} must be true or false")
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PipelineError(
-            f"hyperparameter {name}={text!r} is not a number (config.yaml default: {default})"
-        )
-    if isinstance(default, int) and not isinstance(value, int):
-        raise PipelineError(
-            f"hyperparameter {name}={text!r} must be a whole number (config.yaml default: {default})"
-        )
-    return float(value) if isinstance(default, float) else value
 
 
 def unchanged(values: np.ndarray) -> np.ndarray:

@@ -25,3 +25,14 @@ PARENT_RUN_TAG = "mlflow.parentRunId"
 # Metrics of the evaluate run; baselines log `baseline_<name>_<metric>`, skill `skill_vs_<name>`.
 METRICS = ("rmse", "mae", "r2", "rmsle")
 BASELINES = ("hour_workingday_mean", "last_week")
+
+# Tags of the pipeline's own bookkeeping (steps/cache.py, steps/lock.py).
+CACHE_KEY_TAG = "pipeline.cache_key"
+KEY_PARTS_TAG = "pipeline.key_parts"  # what went into the key, to say what changed
+REUSED_FROM_TAG = "pipeline.reused_from"
+OUTPUTS_TAG = "pipeline.outputs"  # JSON: name -> URI the next step reads
+OUTPUT_DIGEST_TAG = "pipeline.output_digest"  # sha256 of what the step produced
+HOST_TAG = "pipeline.host"
+PID_TAG = "pipeline.pid"
+HEARTBEAT_TAG = "pipeline.heartbeat"  # unix seconds, refreshed while the pipeline runs
+MARKED_FAILED_TAG = "pipeline.marked_failed_by"

@@ -5,15 +5,18 @@ a hour.csv, or a folder holding hour.csv. Returns the exact bytes of hour.csv an
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlparse
 
+from steps import settings
 from steps.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ class HourlyBytes:
     label: str  # how to name the file in messages
     content: bytes
     sha256: str
+    pinned: bool  # checked against the pinned digest, not only recorded
 
 
 def choose_source(data: str, default: str, environ: dict[str, str] | os._Environ) -> str:
@@ -50,10 +54,20 @@ def cache_dir(environ: dict[str, str] | os._Environ) -> Path:
     return Path(root) / "bike-sharing-demand"
 
 
+def fetch_hourly(data: str) -> HourlyBytes:
+    """hour.csv for the `data` parameter, with the project's defaults: BIKE_SHARING_DATA replaces the
+    default source, and the default (official UCI) download must match its pinned sha256."""
+    default = settings.parameter_defaults("ingest")["data"]
+    source = choose_source(data, default, os.environ)
+    options = settings.config()["ingest"]
+    pinned = options["uci_hour_csv_sha256"] if source == default else None
+    return read_hourly(source, pinned, cache_dir(os.environ), options["download_timeout_seconds"])
+
+
 def read_hourly(source: str, pinned_sha256: str | None, cache: Path, timeout_seconds: float) -> HourlyBytes:
     """Fetch hour.csv from `source`; when `pinned_sha256` is given the bytes must match it."""
     if is_url(source):
-        path = _cached_download(source, cache, timeout_seconds)
+        path = _cached_download(source, cache, timeout_seconds, refresh=pinned_sha256 is None)
         origin = source
     else:
         path = Path(source).expanduser().resolve()
@@ -69,27 +83,52 @@ def read_hourly(source: str, pinned_sha256: str | None, cache: Path, timeout_sec
             f"checksum mismatch: {label} has sha256 {digest}, expected the pinned {pinned_sha256}; "
             f"delete {path} and run again, or {OFFLINE_HINT}"
         )
-    return HourlyBytes(source=origin, label=label, content=content, sha256=digest)
+    return HourlyBytes(origin, label, content, digest, pinned=bool(pinned_sha256))
 
 
-def _cached_download(url: str, cache: Path, timeout_seconds: float) -> Path:
+def _cached_download(url: str, cache: Path, timeout_seconds: float, refresh: bool) -> Path:
+    """The cached copy of `url`. A pinned file never changes, so its copy is final; any other URL is
+    asked again each run (a conditional request: cheap when nothing changed), so new rows arrive."""
     name = Path(urlparse(url).path).name or "download"
     target = cache / hashlib.sha256(url.encode()).hexdigest()[:16] / name
-    if target.is_file():
+    validators = target.with_name(f".{name}.validators.json")
+    if target.is_file() and not refresh:
         log.info("Reusing the cached download %s", target)
         return target
+    request = urllib.request.Request(url)
+    if target.is_file() and validators.is_file():
+        for header, value in json.loads(validators.read_text()).items():
+            request.add_header(header, value)
     log.info("Downloading %s", url)
     try:
-        with urllib.request.urlopen(url, timeout=timeout_seconds) as response:
+        with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
             content = response.read()
+            seen = {
+                "If-None-Match": response.headers.get("ETag"),
+                "If-Modified-Since": response.headers.get("Last-Modified"),
+            }
+    except urllib.error.HTTPError as error:
+        if error.code == HTTPStatus.NOT_MODIFIED:
+            return target
+        return _cached_or_fail(url, target, error.reason)
     except (urllib.error.URLError, TimeoutError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise PipelineError(f"cannot download {url} ({reason}); {OFFLINE_HINT}") from None
+        return _cached_or_fail(url, target, getattr(error, "reason", error))
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{name}.{os.getpid()}.part")
-    partial.write_bytes(content)
-    partial.replace(target)  # atomic: a concurrent run sees the whole file or none
+    for path, data in (
+        (target, content),
+        (validators, json.dumps({k: v for k, v in seen.items() if v}).encode()),
+    ):
+        partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+        partial.write_bytes(data)
+        partial.replace(path)  # atomic: a concurrent run sees the whole file or none
     return target
+
+
+def _cached_or_fail(url: str, target: Path, reason: object) -> Path:
+    if target.is_file():
+        log.warning("cannot download %s (%s); using the copy cached at %s", url, reason, target)
+        return target
+    raise PipelineError(f"cannot download {url} ({reason}); {OFFLINE_HINT}")
 
 
 def _hourly_csv_bytes(path: Path) -> tuple[bytes, str]:

@@ -1,21 +1,34 @@
-"""MLflow plumbing shared by the steps: the run a step logs into, artifact I/O, and the CLI wrapper."""
+"""MLflow plumbing shared by the steps: the run a step logs into, what it hands on, artifact I/O, the CLI."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import mlflow
 import pandas as pd
 
+from steps import settings
 from steps.errors import PipelineError
-from steps.names import ENTRY_POINT_TAG, EXPERIMENT_NAME
+from steps.liveness import BEATING_RUNS, heartbeat, liveness_tags
+from steps.names import (
+    ENTRY_POINT_TAG,
+    EXPERIMENT_NAME,
+    OUTPUT_DIGEST_TAG,
+    OUTPUTS_TAG,
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -34,26 +47,66 @@ PROJECT_RUN_TAGS = (
 )
 URI_HINT = "pass a URI that the previous step logged (its run's artifacts or models:/<id>)"
 EXPERIMENT_ENV_VARS = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID")
+EXIT_INTERRUPTED = 130
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT: not an error of the step, so not an Exception; its runs end KILLED."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step hands on: its run, the URIs the next step reads, a digest of what it produced."""
+
+    run_id: str
+    outputs: dict[str, str]
+    digest: str
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 @contextmanager
-def step_run(entry_point: str) -> Iterator[mlflow.ActiveRun]:
+def step_run(entry_point: str, tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
     """The run a step logs into: nested under an active (pipeline) run, else its own run.
 
     Inside `mlflow run` the latter resumes the run that `mlflow run` created (MLFLOW_RUN_ID).
-    An exception marks the run FAILED.
+    An exception marks the run FAILED; an interruption (SIGTERM, SIGINT) marks it KILLED.
     """
+    run_tags = {**liveness_tags(), **(tags or {}), ENTRY_POINT_TAG: entry_point}
     parent = mlflow.active_run()
     if parent is None:
-        with mlflow.start_run() as run:
-            mlflow.set_tag(ENTRY_POINT_TAG, entry_point)
+        context = mlflow.start_run()
+    else:
+        parent_tags = mlflow.get_run(parent.info.run_id).data.tags
+        run_tags |= {key: parent_tags[key] for key in PROJECT_RUN_TAGS if key in parent_tags}
+        context = mlflow.start_run(run_name=entry_point, nested=True, tags=run_tags)
+    with context as run:
+        if parent is None:
+            mlflow.set_tags(run_tags)
+        BEATING_RUNS.add(run.info.run_id)
+        try:
             yield run
-        return
-    parent_tags = mlflow.get_run(parent.info.run_id).data.tags
-    tags = {key: parent_tags[key] for key in PROJECT_RUN_TAGS if key in parent_tags}
-    tags[ENTRY_POINT_TAG] = entry_point
-    with mlflow.start_run(run_name=entry_point, nested=True, tags=tags) as run:
-        yield run
+        except (KeyboardInterrupt, Interrupted):
+            mlflow.end_run("KILLED")
+            raise
+        finally:
+            BEATING_RUNS.discard(run.info.run_id)
+
+
+def record_outputs(
+    outputs: dict[str, str], files: list[Path] | None = None, digest: str | None = None
+) -> str:
+    """Tag the active run with what it hands on and the sha256 of the files it produced."""
+    digest = digest or digest_files(files or [])
+    mlflow.set_tags({OUTPUTS_TAG: json.dumps(outputs, sort_keys=True), OUTPUT_DIGEST_TAG: digest})
+    return digest
+
+
+def digest_files(files: list[Path]) -> str:
+    """sha256 over the names and bytes of `files`, in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.name):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def artifact_uri(run_id: str, path: str) -> str:
@@ -67,9 +120,8 @@ def read_table(uri: str, what: str) -> pd.DataFrame:
         try:
             path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch)
         except Exception as error:  # MLflow raises several types for a bad or missing URI
-            raise PipelineError(
-                f"cannot read the {what} at {uri} ({_first_line(error)}); {URI_HINT}"
-            ) from None
+            reason = _first_line(error)
+            raise PipelineError(f"cannot read the {what} at {uri} ({reason}); {URI_HINT}") from None
         return pd.read_parquet(path)
 
 
@@ -93,13 +145,23 @@ def argument_parser(description: str | None) -> argparse.ArgumentParser:
     )
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
 def run_cli(work: Callable[[], object]) -> None:
-    """Run a step's CLI: logging set up, a PipelineError printed as one line and a non-zero exit."""
+    """Run a CLI: logging set up, SIGTERM/SIGINT end the runs KILLED, a PipelineError is one line."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _interrupt)
     if not any(os.environ.get(name) for name in EXPERIMENT_ENV_VARS):
         mlflow.set_experiment(EXPERIMENT_NAME)  # only outside `mlflow run`, which picks the experiment
     try:
-        work()
+        with heartbeat(mlflow.MlflowClient(), settings.config()["pipeline"]["heartbeat_seconds"]):
+            work()
     except PipelineError as error:
         log.error("%s", error)
         sys.exit(1)
+    except Interrupted as interruption:
+        log.error("stopped by %s: the running runs are marked KILLED; the next run resumes", interruption)
+        sys.exit(EXIT_INTERRUPTED)

@@ -11,10 +11,11 @@ Artifacts:
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import pickle
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,43 +24,15 @@ import pandas as pd
 from mlflow.models import infer_signature
 
 from steps import settings
-from steps.errors import PipelineError
 from steps.metrics import regression_metrics
-from steps.models import MODELS, build_model, model_inputs, resolve_hyperparameters, trusted_types
+from steps.models import build_model, model_inputs, trusted_types
 from steps.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
+from steps.params import parse_overrides, validate_training
 from steps.schema import TARGET
-from steps.tracking import argument_parser, read_table, run_cli, step_run
+from steps.tracking import StepResult, argument_parser, read_table, record_outputs, run_cli, step_run
 
 log = logging.getLogger(__name__)
 INPUT_EXAMPLE_ROWS = 5
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    run_id: str
-    model_uri: str
-
-
-def validate_training(model: str, overrides: dict[str, str]) -> dict[str, Any]:
-    """The resolved hyperparameters, or a one-line error before any work starts."""
-    settings.parse_choice("model", model, MODELS)
-    return resolve_hyperparameters(settings.config()["models"][model], overrides, model)
-
-
-def parse_overrides(arguments: list[str]) -> dict[str, str]:
-    """`--name value` (or `--name=value`) pairs, which is how `mlflow run` passes undeclared -P params."""
-    overrides: dict[str, str] = {}
-    tokens = iter(arguments)
-    for token in tokens:
-        if not token.startswith("--") or len(token) == 2:
-            raise PipelineError(f"unexpected argument {token!r}; pass hyperparameters as -P <name>=<value>")
-        name, equals, value = token[2:].partition("=")
-        if not equals:
-            value = next(tokens, None)
-            if value is None:
-                raise PipelineError(f"hyperparameter {name} has no value; pass it as -P {name}=<value>")
-        overrides[name] = value
-    return overrides
 
 
 def fit(train: pd.DataFrame, model: str, hyperparameters: dict[str, Any], seed: int) -> Any:
@@ -67,35 +40,41 @@ def fit(train: pd.DataFrame, model: str, hyperparameters: dict[str, Any], seed: 
     return build_model(model, hyperparameters, seed).fit(model_inputs(train), train[TARGET])
 
 
-def run_train(features: str, model: str, overrides: dict[str, str]) -> TrainResult:
-    """Fit and log the model inside the `train` run."""
-    hyperparameters = validate_training(model, overrides)
+def model_digest(pipeline: Any) -> str:
+    """sha256 of the fitted model's state. The saved files carry timestamps; the fitted trees and
+    coefficients do not, so the same inputs give the same digest."""
+    return hashlib.sha256(pickle.dumps(pipeline, protocol=5)).hexdigest()
+
+
+def train(features: str, model: str, hyperparameters: dict[str, Any]) -> StepResult:
+    """Fit and log the model in the active run (hyperparameters already resolved by validate_training)."""
     seed = settings.config()["seed"]
-    with step_run("train") as run:
-        mlflow.log_params({"features": features, "model": model, "seed": seed})
-        mlflow.log_params({f"hp.{name}": value for name, value in hyperparameters.items()})
-        train = read_table(f"{features}/{TRAIN_FILE}", "training rows")
-        started = time.perf_counter()
-        pipeline = fit(train, model, hyperparameters, seed)
-        fit_seconds = time.perf_counter() - started
-        inputs = model_inputs(train)
-        fitted = pipeline.predict(inputs)
-        train_rmse = regression_metrics(train[TARGET], fitted)["rmse"]
-        mlflow.log_metrics({"fit_seconds": fit_seconds, "train_rmse": train_rmse})
-        example = inputs.head(INPUT_EXAMPLE_ROWS)
-        with warnings.catch_warnings():  # integer columns are meant: a record missing a value is rejected
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-            info = mlflow.sklearn.log_model(
-                pipeline,
-                name=MODEL_NAME,
-                signature=infer_signature(example, fitted[:INPUT_EXAMPLE_ROWS]),
-                input_example=example,
-                code_paths=[str(Path(__file__).parent)],
-                pip_requirements=str(settings.PROJECT_DIR / "requirements.txt"),
-                skops_trusted_types=trusted_types(pipeline),
-            )
-        log.info("Trained %s on %d rows: %s", model, len(train), info.model_uri)
-    return TrainResult(run.info.run_id, info.model_uri)
+    mlflow.log_params({"features": features, "model": model, "seed": seed})
+    mlflow.log_params({f"hp.{name}": value for name, value in hyperparameters.items()})
+    training = read_table(f"{features}/{TRAIN_FILE}", "training rows")
+    started = time.perf_counter()
+    pipeline = fit(training, model, hyperparameters, seed)
+    fit_seconds = time.perf_counter() - started
+    inputs = model_inputs(training)
+    fitted = pipeline.predict(inputs)
+    train_rmse = regression_metrics(training[TARGET], fitted)["rmse"]
+    mlflow.log_metrics({"fit_seconds": fit_seconds, "train_rmse": train_rmse})
+    example = inputs.head(INPUT_EXAMPLE_ROWS)
+    with warnings.catch_warnings():  # integer columns are meant: a record missing a value is rejected
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name=MODEL_NAME,
+            signature=infer_signature(example, fitted[:INPUT_EXAMPLE_ROWS]),
+            input_example=example,
+            code_paths=[str(Path(__file__).parent)],
+            pip_requirements=str(settings.PROJECT_DIR / "requirements.txt"),
+            skops_trusted_types=trusted_types(pipeline),
+        )
+    outputs = {"model": info.model_uri}
+    digest = record_outputs(outputs, digest=model_digest(pipeline))
+    log.info("Trained %s on %d rows: %s", model, len(training), info.model_uri)
+    return StepResult(mlflow.active_run().info.run_id, outputs, digest)
 
 
 def main() -> None:
@@ -104,7 +83,13 @@ def main() -> None:
     parser.add_argument("--features", required=True, help=f"e.g. runs:/<featurize run id>/{FEATURES_DIR}")
     parser.add_argument("--model", default=defaults["model"])
     args, rest = parser.parse_known_args()
-    run_cli(lambda: run_train(args.features, args.model, parse_overrides(rest)))
+
+    def work() -> None:
+        hyperparameters = validate_training(args.model, parse_overrides(rest))
+        with step_run("train"):
+            train(args.features, args.model, hyperparameters)
+
+    run_cli(work)
 
 
 if __name__ == "__main__":

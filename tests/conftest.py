@@ -30,6 +30,8 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     yield uri
     while mlflow.active_run():
         mlflow.end_run()
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # mlflow.set_experiment exports these
+        os.environ.pop(name, None)
 
 
 @pytest.fixture
@@ -67,7 +69,8 @@ def mlflow_run(
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
     }
-    environment.pop("MLFLOW_RUN_ID", None)
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        environment.pop(name, None)
     command = [
         str(VENV_BIN / "mlflow"),
         "run",

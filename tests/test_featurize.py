@@ -7,7 +7,8 @@ import pytest
 
 from steps.errors import PipelineError
 from steps.features import FEATURE_NAMES
-from steps.featurize import describe_features, split_table, validate_split
+from steps.featurize import describe_features, split_table
+from steps.params import validate_split
 from steps.schema import parse_hourly
 from tests.synthetic import hourly_table
 

@@ -8,16 +8,10 @@ import pytest
 from steps import settings
 from steps.errors import PipelineError
 from steps.features import derive_features
-from steps.models import (
-    MODELS,
-    build_model,
-    feature_importances,
-    model_inputs,
-    resolve_hyperparameters,
-    trusted_types,
-)
+from steps.models import build_model, feature_importances, model_inputs, trusted_types
+from steps.params import MODELS, parse_overrides, resolve_hyperparameters, validate_training
 from steps.schema import TARGET, parse_hourly
-from steps.train import fit, parse_overrides, validate_training
+from steps.train import fit
 from tests.synthetic import hourly_table
 
 SMALL = {"xgb": {"n_estimators": "20"}, "rf": {"n_estimators": "10"}, "hgb": {"max_iter": "20"}, "ridge": {}}

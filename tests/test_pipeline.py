@@ -13,13 +13,20 @@ from mlflow import MlflowClient
 
 from steps import settings
 from steps.errors import PipelineError
-from steps.main import run_pipeline, summary
+from steps.main import PipelineResult, make_plan, run_pipeline, summary
 from steps.names import BASELINES, DATASET_NAME, METRICS, STEPS
 from steps.sources import cache_dir, choose_source
 from tests.conftest import runs_by_entry_point
 from tests.synthetic import hourly_table, write_csv
 
 FAST = {"alpha": "1.0"}
+
+
+def pipeline(
+    data: str, split: str, test_days: str, model: str, overrides: dict[str, str], force: str = "false"
+) -> PipelineResult:
+    """The whole pipeline in this process, as `python -m steps.main` runs it."""
+    return run_pipeline(make_plan(data, split, test_days, model, overrides, force=force))
 
 
 def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
@@ -30,7 +37,7 @@ def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -
 
 
 def test_pipeline_logs_one_parent_and_four_finished_steps(client, experiment_id, small_csv: Path) -> None:
-    result = run_pipeline(str(small_csv), "time", "7", "ridge", FAST)
+    result = pipeline(str(small_csv), "time", "7", "ridge", FAST)
     runs = runs_by_entry_point(client)
     assert sorted(runs) == sorted(["main", *STEPS])
     parent = runs["main"][0]
@@ -64,7 +71,7 @@ def test_pipeline_logs_one_parent_and_four_finished_steps(client, experiment_id,
 def test_bad_data_fails_ingest_and_nothing_downstream_runs(client, experiment_id, tmp_path: Path) -> None:
     bad = write_csv(hourly_table(days=10).drop(columns="hum"), tmp_path / "bad.csv")
     with pytest.raises(PipelineError, match=r"step ingest failed: .*bad\.csv is missing column\(s\) hum"):
-        run_pipeline(str(bad), "time", "3", "ridge", FAST)
+        pipeline(str(bad), "time", "3", "ridge", FAST)
     runs = runs_by_entry_point(client)
     assert sorted(runs) == ["ingest", "main"]
     assert runs["main"][0].info.status == runs["ingest"][0].info.status == "FAILED"
@@ -72,9 +79,9 @@ def test_bad_data_fails_ingest_and_nothing_downstream_runs(client, experiment_id
 
 def test_bad_parameters_fail_before_any_run(client, experiment_id, small_csv: Path) -> None:
     with pytest.raises(PipelineError, match="unknown model 'lasso'"):
-        run_pipeline(str(small_csv), "time", "7", "lasso", {})
+        pipeline(str(small_csv), "time", "7", "lasso", {})
     with pytest.raises(PipelineError, match="test_days='1e3' is not a whole number"):
-        run_pipeline(str(small_csv), "time", "1e3", "ridge", {})
+        pipeline(str(small_csv), "time", "1e3", "ridge", {})
     assert runs_by_entry_point(client) == {}
 
 
@@ -82,7 +89,7 @@ def test_too_long_test_window_fails_featurize(client, experiment_id, small_csv: 
     with pytest.raises(
         PipelineError, match="step featurize failed: parameter test_days=500 leaves no training rows"
     ):
-        run_pipeline(str(small_csv), "time", "500", "ridge", FAST)
+        pipeline(str(small_csv), "time", "500", "ridge", FAST)
     statuses = {step: runs[0].info.status for step, runs in runs_by_entry_point(client).items()}
     assert statuses == {"main": "FAILED", "ingest": "FINISHED", "featurize": "FAILED"}
 
@@ -104,7 +111,7 @@ def test_default_url_is_served_offline_from_a_verified_cache(
 ) -> None:
     """The official download, already in the user's cache, is reused and checked against the pin."""
     shutil.copyfile(_real_zip(real_data), cached_download)
-    result = run_pipeline(settings.parameter_defaults("ingest")["data"], "time", "92", "ridge", FAST)
+    result = pipeline(settings.parameter_defaults("ingest")["data"], "time", "92", "ridge", FAST)
     (ingest,) = runs_by_entry_point(client)["ingest"]
     assert ingest.data.params["data_checksum"] == "pinned"
     assert ingest.data.params["data_sha256"] == settings.config()["ingest"]["uci_hour_csv_sha256"]
@@ -119,7 +126,7 @@ def test_tampered_download_fails_the_checksum(
     with pytest.raises(
         PipelineError, match=r"step ingest failed: checksum mismatch: .* expected the pinned e03de4ee"
     ):
-        run_pipeline(settings.parameter_defaults("ingest")["data"], "time", "92", "ridge", FAST)
+        pipeline(settings.parameter_defaults("ingest")["data"], "time", "92", "ridge", FAST)
     statuses = {step: runs[0].info.status for step, runs in runs_by_entry_point(client).items()}
     assert statuses == {"main": "FAILED", "ingest": "FAILED"}
 

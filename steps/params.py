@@ -1,0 +1,113 @@
+"""Parameter checks that run before any work: each bad value is one line naming the parameter.
+
+Light on purpose (no pandas, scikit-learn or xgboost), so `main` can check everything up front and a
+reused step imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from steps import settings
+from steps.errors import PipelineError
+from steps.names import STEPS
+
+MODELS = ("xgb", "rf", "hgb", "ridge")
+SPLITS = ("time", "kaggle")
+FORCE_CHOICES = ("false", "true", *STEPS)
+
+
+def parse_positive_int(name: str, value: str) -> int:
+    """A whole number >= 1, or a one-line error naming the parameter."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise PipelineError(
+            f"parameter {name}={value!r} is not a whole number; pass e.g. -P {name}=92"
+        ) from None
+    if number < 1:
+        raise PipelineError(f"parameter {name}={number} must be at least 1")
+    return number
+
+
+def parse_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+    """One of `choices`, or a one-line error that lists them."""
+    if value not in choices:
+        raise PipelineError(
+            f"unknown {name} {value!r}; choose one of: {', '.join(choices)} (e.g. -P {name}={choices[0]})"
+        )
+    return value
+
+
+def validate_split(split: str, test_days: str) -> tuple[str, int]:
+    """Check the parameters before any work starts."""
+    return parse_choice("split", split, SPLITS), parse_positive_int("test_days", test_days)
+
+
+def validate_training(model: str, overrides: dict[str, str]) -> dict[str, Any]:
+    """The resolved hyperparameters, or a one-line error before any work starts."""
+    parse_choice("model", model, MODELS)
+    return resolve_hyperparameters(settings.config()["models"][model], overrides, model)
+
+
+def parse_overrides(arguments: list[str]) -> dict[str, str]:
+    """`--name value` (or `--name=value`) pairs, which is how `mlflow run` passes undeclared -P params."""
+    overrides: dict[str, str] = {}
+    tokens = iter(arguments)
+    for token in tokens:
+        if not token.startswith("--") or len(token) == 2:
+            raise PipelineError(f"unexpected argument {token!r}; pass hyperparameters as -P <name>=<value>")
+        name, equals, value = token[2:].partition("=")
+        if not equals:
+            value = next(tokens, None)
+            if value is None:
+                raise PipelineError(f"hyperparameter {name} has no value; pass it as -P {name}=<value>")
+        overrides[name] = value
+    return overrides
+
+
+def resolve_hyperparameters(
+    defaults: dict[str, Any], overrides: dict[str, str], model: str
+) -> dict[str, Any]:
+    """config.yaml's hyperparameters with command-line overrides, each checked against its default's type."""
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise PipelineError(
+            f"unknown hyperparameter(s) {', '.join(unknown)} for model {model}; "
+            f"known: {', '.join(defaults)} (defaults in config.yaml)"
+        )
+    resolved = dict(defaults)
+    for name, text in overrides.items():
+        resolved[name] = _coerce(name, text, defaults[name])
+    return resolved
+
+
+def _coerce(name: str, text: str, default: Any) -> Any:
+    if isinstance(default, str):
+        return text
+    value = yaml.safe_load(text) if text.strip() else None
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise PipelineError(f"hyperparameter {name}={text!r} must be true or false")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PipelineError(
+            f"hyperparameter {name}={text!r} is not a number (config.yaml default: {default})"
+        )
+    if isinstance(default, int) and not isinstance(value, int):
+        raise PipelineError(
+            f"hyperparameter {name}={text!r} must be a whole number (config.yaml default: {default})"
+        )
+    return float(value) if isinstance(default, float) else value
+
+
+def forced_steps(force: str) -> tuple[str, ...]:
+    """The steps `force` reruns: none (false), all (true), or the named step and every step after it."""
+    parse_choice("force", force, FORCE_CHOICES)
+    if force == "false":
+        return ()
+    return STEPS if force == "true" else STEPS[STEPS.index(force) :]
