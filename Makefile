@@ -11,7 +11,7 @@ ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format bench ui clean
+.PHONY: help install run rerun test lint format bench ui clean
 
 help: ## Show this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-9s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 run: install ## Run the whole pipeline: mlflow run . (ENV_MANAGER=..., ARGS="-P model=rf")
 	$(BIN)/mlflow run . --experiment-name $(EXPERIMENT) --env-manager $(ENV_MANAGER) $(ARGS)
+
+rerun: install ## The scheduled rerun: reuse what did not change, fail fast if the server is down
+	scripts/rerun $(ARGS)
 
 test: install ## Run the test suite
 	$(BIN)/pytest

@@ -93,6 +93,8 @@ def runs_by_entry_point(client: MlflowClient) -> dict[str, list[mlflow.entities.
     """Every run of the experiment, grouped by its mlflow.project.entryPoint tag."""
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
     grouped: dict[str, list] = {}
+    if experiment is None:
+        return grouped
     for run in client.search_runs([experiment.experiment_id], max_results=1000):
         grouped.setdefault(run.data.tags.get("mlflow.project.entryPoint", "?"), []).append(run)
     return grouped
