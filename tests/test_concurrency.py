@@ -1,0 +1,133 @@
+"""Overlapping pipelines: the experiment lock, against SQLite and against a real MLflow tracking server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from steps.errors import PipelineError
+from steps.liveness import liveness_tags
+from steps.lock import OWNER_RUN_TAG, pipeline_lock
+from steps.names import EXPERIMENT_NAME, PID_TAG, REUSED_FROM_TAG, STEPS
+from tests.conftest import VENV_BIN, runs_by_entry_point
+
+LOCK = f"{EXPERIMENT_NAME}.lock"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def tracking_server(tmp_path: Path) -> Iterator[str]:
+    """A real `mlflow server` on a free localhost port, with its own SQLite store and artifact folder."""
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    store = f"sqlite:///{tmp_path / 'server.db'}"
+    command = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    command += ["--backend-store-uri", store, "--artifacts-destination", str(tmp_path / "artifacts")]
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError((tmp_path / "server.log").read_text()[-3000:]) from None
+            time.sleep(0.5)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()
+
+
+def test_a_held_lock_makes_the_second_pipeline_wait_then_give_up(client, experiment_id) -> None:
+    client.create_experiment(LOCK, tags={**liveness_tags(), OWNER_RUN_TAG: "first"})  # held by a live process
+    started = time.monotonic()
+    with (
+        pytest.raises(
+            PipelineError,
+            match=rf"another pipeline \(run first on .*pid {os.getpid()}\) .* still holds {LOCK}",
+        ),
+        pipeline_lock(client, EXPERIMENT_NAME, "second", wait=1.5, stale_after=600),
+    ):
+        pass
+    assert time.monotonic() - started >= 1.5
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(client, experiment_id) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    client.create_experiment(
+        LOCK, tags={**liveness_tags(), PID_TAG: dead.stdout.strip(), OWNER_RUN_TAG: "dead"}
+    )
+    with pipeline_lock(client, EXPERIMENT_NAME, "next", wait=5, stale_after=600):
+        assert client.get_experiment_by_name(LOCK).tags[OWNER_RUN_TAG] == "next"
+    assert client.get_experiment_by_name(LOCK) is None, "released: the name is free again"
+
+
+def test_two_reruns_at_once_against_a_tracking_server(tracking_server: str, small_csv: Path) -> None:
+    arguments = [
+        "--env-manager",
+        "local",
+        "-P",
+        f"data={small_csv}",
+        "-P",
+        "test_days=7",
+        "-P",
+        "n_estimators=30",
+    ]
+    environment = os.environ | {
+        "MLFLOW_TRACKING_URI": tracking_server,
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+    }
+    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        environment.pop(name, None)
+    command = [
+        str(VENV_BIN / "mlflow"),
+        "run",
+        str(Path(__file__).parent.parent),
+        "--experiment-name",
+        EXPERIMENT_NAME,
+        *arguments,
+    ]
+    first, second = (
+        subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    )
+    outputs = [process.communicate(timeout=300) for process in (first, second)]
+    assert first.returncode == second.returncode == 0, outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert any("waiting for another pipeline" in stderr for _, stderr in outputs)
+
+    runs = runs_by_entry_point(MlflowClient(tracking_server))
+    assert [run.info.status for run in runs["main"]] == ["FINISHED", "FINISHED"]
+    for step in STEPS:
+        did_work = [run for run in runs[step] if REUSED_FROM_TAG not in run.data.tags]
+        reused = [run for run in runs[step] if REUSED_FROM_TAG in run.data.tags]
+        assert len(did_work) == 1 and len(reused) == 1, (
+            f"{step}: the second pipeline reuses the first one's work"
+        )
+        assert reused[0].data.tags[REUSED_FROM_TAG] == did_work[0].info.run_id
