@@ -1,0 +1,123 @@
+"""Benchmark: what a scheduled rerun costs.
+
+    (1) `mlflow run . --env-manager local` on the full data: the first (cold) run in a fresh tracking
+        store, then the same command again with nothing changed (every step reused). Ratio reused/cold,
+        target <= 0.35. Repeated in fresh stores; the median ratio is reported.
+    (2) The cache lookup `main` does per step (a server-side search on the key tag, then a check that
+        the outputs exist) in an experiment holding 50 runs and one holding 5,000. Ratio 5,000/50,
+        target <= 1.5.
+
+Needs BIKE_SHARING_DATA for (1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from bench.pipeline import BIN, PROJECT_DIR, timed
+from steps.cache import find_reusable
+from steps.names import CACHE_KEY_TAG, ENTRY_POINT_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG
+
+RERUN_TARGET = 0.35
+LOOKUP_TARGET = 1.5
+SIZES = (50, 5000)
+
+
+def rerun_ratio(hour_csv: Path, rounds: int) -> None:
+    command = [
+        str(BIN / "mlflow"),
+        "run",
+        str(PROJECT_DIR),
+        "--env-manager",
+        "local",
+        "--experiment-name",
+        "bench",
+    ]
+    ratios, colds, reuses = [], [], []
+    for _ in range(rounds):
+        scratch = Path(tempfile.mkdtemp(prefix="bench-rerun-"))
+        environment = os.environ | {
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
+            "BIKE_SHARING_DATA": str(hour_csv),
+        }
+        cold, _ = timed(command, environment, scratch)
+        reused, output = timed(command, environment, scratch)
+        if output.count(" reused ") != 4:
+            sys.exit(f"the rerun did not reuse all four steps:\n{output[-2000:]}")
+        colds.append(cold)
+        reuses.append(reused)
+        ratios.append(reused / cold)
+    print(f"cold run          : {', '.join(f'{s:.2f}' for s in colds)} s")
+    print(f"fully reused rerun: {', '.join(f'{s:.2f}' for s in reuses)} s")
+    print(
+        f"ratio reused/cold = {statistics.median(ratios):.2f}  (median of {rounds}; target <= {RERUN_TARGET})"
+    )
+
+
+def lookup_seconds(runs: int, repeats: int) -> tuple[float, float]:
+    """Median seconds of a hit and of a miss, in an experiment holding `runs` step runs."""
+    scratch = Path(tempfile.mkdtemp(prefix="bench-lookup-"))
+    client = MlflowClient(f"sqlite:///{scratch / 'mlflow.db'}")
+    experiment_id = client.create_experiment("lookup", artifact_location=(scratch / "artifacts").as_uri())
+    target_key = ""
+    for index in range(runs):
+        key = uuid.uuid4().hex
+        run = client.create_run(experiment_id, tags={CACHE_KEY_TAG: key, ENTRY_POINT_TAG: "featurize"})
+        outputs = {"features": f"runs:/{run.info.run_id}/features"}
+        client.set_tag(run.info.run_id, OUTPUTS_TAG, json.dumps(outputs))
+        client.set_tag(run.info.run_id, OUTPUT_DIGEST_TAG, key)
+        if index == runs // 2:  # a hit in the middle of the history, with real artifacts to check
+            target_key = key
+            features = scratch / "features"
+            features.mkdir()
+            (features / "train.parquet").write_bytes(b"x")
+            client.log_artifacts(run.info.run_id, str(features), "features")
+        client.set_terminated(run.info.run_id, "FINISHED")
+    hits, misses = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        assert find_reusable(client, experiment_id, target_key) is not None
+        hits.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        assert find_reusable(client, experiment_id, uuid.uuid4().hex) is None
+        misses.append(time.perf_counter() - started)
+    return statistics.median(hits), statistics.median(misses)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="fresh stores for (1) (default 3)")
+    parser.add_argument("--repeat", type=int, default=30, help="lookups timed per size for (2) (default 30)")
+    parser.add_argument("--skip-rerun", action="store_true", help="only (2)")
+    args = parser.parse_args()
+    if not args.skip_rerun:
+        data = Path(os.environ.get("BIKE_SHARING_DATA", ""))
+        hour_csv = data / "hour.csv" if data.is_dir() else data
+        if not hour_csv.is_file():
+            sys.exit("set BIKE_SHARING_DATA to the UCI data (a folder holding hour.csv, or hour.csv)")
+        rerun_ratio(hour_csv, args.rounds)
+    timings = {size: lookup_seconds(size, args.repeat) for size in SIZES}
+    small, large = SIZES
+    for size, (hit, miss) in timings.items():
+        print(f"lookup with {size:>5} runs: hit {hit * 1000:6.1f} ms, miss {miss * 1000:6.1f} ms")
+    print(
+        f"ratio {large}/{small}: hit {timings[large][0] / timings[small][0]:.2f}, "
+        f"miss {timings[large][1] / timings[small][1]:.2f}  (target <= {LOOKUP_TARGET})"
+    )
+
+
+if __name__ == "__main__":
+    main()
