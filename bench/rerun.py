@@ -25,7 +25,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from bench.pipeline import BIN, PROJECT_DIR, timed
-from steps.cache import find_reusable
+from steps.cache import find_reusable, key_tags
 from steps.names import CACHE_KEY_TAG, ENTRY_POINT_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG
 
 RERUN_TARGET = 0.35
@@ -65,17 +65,20 @@ def rerun_ratio(hour_csv: Path, rounds: int) -> None:
     )
 
 
-def lookup_seconds(runs: int, repeats: int) -> tuple[float, float]:
-    """Median seconds of a hit and of a miss, in an experiment holding `runs` step runs."""
+def lookup_store(runs: int) -> tuple[MlflowClient, str, str]:
+    """A fresh store whose experiment holds `runs` finished step runs; returns it and a key that hits."""
     scratch = Path(tempfile.mkdtemp(prefix="bench-lookup-"))
     client = MlflowClient(f"sqlite:///{scratch / 'mlflow.db'}")
     experiment_id = client.create_experiment("lookup", artifact_location=(scratch / "artifacts").as_uri())
     target_key = ""
     for index in range(runs):
         key = uuid.uuid4().hex
-        run = client.create_run(experiment_id, tags={CACHE_KEY_TAG: key, ENTRY_POINT_TAG: "featurize"})
-        outputs = {"features": f"runs:/{run.info.run_id}/features"}
-        client.set_tag(run.info.run_id, OUTPUTS_TAG, json.dumps(outputs))
+        run = client.create_run(
+            experiment_id, tags={**key_tags("featurize", key, {}), ENTRY_POINT_TAG: "featurize"}
+        )
+        client.set_tag(
+            run.info.run_id, OUTPUTS_TAG, json.dumps({"features": f"runs:/{run.info.run_id}/features"})
+        )
         client.set_tag(run.info.run_id, OUTPUT_DIGEST_TAG, key)
         if index == runs // 2:  # a hit in the middle of the history, with real artifacts to check
             target_key = key
@@ -84,15 +87,35 @@ def lookup_seconds(runs: int, repeats: int) -> tuple[float, float]:
             (features / "train.parquet").write_bytes(b"x")
             client.log_artifacts(run.info.run_id, str(features), "features")
         client.set_terminated(run.info.run_id, "FINISHED")
-    hits, misses = [], []
+    return client, experiment_id, target_key
+
+
+def lookup_ratios(repeats: int) -> None:
+    """Hit and miss lookups, alternating between the small and the large experiment."""
+    stores = {size: lookup_store(size) for size in SIZES}
+    kinds = ("hit", "miss", "value")
+    seconds: dict[tuple[int, str], list[float]] = {(size, kind): [] for size in SIZES for kind in kinds}
     for _ in range(repeats):
-        started = time.perf_counter()
-        assert find_reusable(client, experiment_id, target_key) is not None
-        hits.append(time.perf_counter() - started)
-        started = time.perf_counter()
-        assert find_reusable(client, experiment_id, uuid.uuid4().hex) is None
-        misses.append(time.perf_counter() - started)
-    return statistics.median(hits), statistics.median(misses)
+        for size, (client, experiment_id, hit_key) in stores.items():
+            for kind, key in (("hit", hit_key), ("miss", uuid.uuid4().hex)):
+                started = time.perf_counter()
+                found = find_reusable(client, experiment_id, "featurize", key)
+                seconds[size, kind].append(time.perf_counter() - started)
+                assert (found is not None) == (kind == "hit")
+            started = time.perf_counter()  # for comparison: a miss searched by the key tag's value
+            client.search_runs(
+                [experiment_id], f"tags.`{CACHE_KEY_TAG}` = '{uuid.uuid4().hex}'", max_results=10
+            )
+            seconds[size, "value"].append(time.perf_counter() - started)
+    median = {entry: statistics.median(values) for entry, values in seconds.items()}
+    small, large = SIZES
+    for size in SIZES:
+        times = ", ".join(f"{kind} {median[size, kind] * 1000:5.1f} ms" for kind in kinds)
+        print(f"lookup with {size:>5} runs: {times}")
+    ratio = {kind: median[large, kind] / median[small, kind] for kind in kinds}
+    target = f"(target <= {LOOKUP_TARGET})"
+    print(f"ratio {large}/{small}: hit {ratio['hit']:.2f}, miss {ratio['miss']:.2f}  {target}")
+    print(f"  for comparison, a search on the {CACHE_KEY_TAG} value: {ratio['value']:.2f}")
 
 
 def main() -> None:
@@ -100,7 +123,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=3, help="fresh stores for (1) (default 3)")
-    parser.add_argument("--repeat", type=int, default=30, help="lookups timed per size for (2) (default 30)")
+    parser.add_argument("--repeat", type=int, default=100, help="lookups timed per size for (2) (default 30)")
     parser.add_argument("--skip-rerun", action="store_true", help="only (2)")
     args = parser.parse_args()
     if not args.skip_rerun:
@@ -109,14 +132,7 @@ def main() -> None:
         if not hour_csv.is_file():
             sys.exit("set BIKE_SHARING_DATA to the UCI data (a folder holding hour.csv, or hour.csv)")
         rerun_ratio(hour_csv, args.rounds)
-    timings = {size: lookup_seconds(size, args.repeat) for size in SIZES}
-    small, large = SIZES
-    for size, (hit, miss) in timings.items():
-        print(f"lookup with {size:>5} runs: hit {hit * 1000:6.1f} ms, miss {miss * 1000:6.1f} ms")
-    print(
-        f"ratio {large}/{small}: hit {timings[large][0] / timings[small][0]:.2f}, "
-        f"miss {timings[large][1] / timings[small][1]:.2f}  (target <= {LOOKUP_TARGET})"
-    )
+    lookup_ratios(args.repeat)
 
 
 if __name__ == "__main__":

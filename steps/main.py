@@ -29,8 +29,6 @@ from steps.liveness import fail_abandoned_runs, heartbeat
 from steps.lock import pipeline_lock
 from steps.names import (
     BASELINES,
-    CACHE_KEY_TAG,
-    KEY_PARTS_TAG,
     OUTPUT_DIGEST_TAG,
     OUTPUTS_TAG,
     REUSED_FROM_TAG,
@@ -112,10 +110,9 @@ class StepRunner:
             with step_run(name) as run:
                 parts = cache.key_parts(name, params, inputs())
                 key = cache.cache_key(parts)
-                mlflow.set_tags({CACHE_KEY_TAG: key, KEY_PARTS_TAG: json.dumps(parts, sort_keys=True)})
-                source = (
-                    None if name in self.force else cache.find_reusable(self.client, self.experiment_id, key)
-                )
+                mlflow.set_tags(cache.key_tags(name, key, parts))
+                reusable = name not in self.force
+                source = cache.find_reusable(self.client, self.experiment_id, name, key) if reusable else None
                 if source is not None:
                     result, action, why = (
                         self._reuse(source),

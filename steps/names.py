@@ -28,6 +28,8 @@ BASELINES = ("hour_workingday_mean", "last_week")
 
 # Tags of the pipeline's own bookkeeping (steps/cache.py, steps/lock.py).
 CACHE_KEY_TAG = "pipeline.cache_key"
+# The key again, in a tag's name: stores index tags by name, so the lookup never scans every run's key.
+CACHE_INDEX_TAG_PREFIX = "pipeline.cache."
 KEY_PARTS_TAG = "pipeline.key_parts"  # what went into the key, to say what changed
 REUSED_FROM_TAG = "pipeline.reused_from"
 OUTPUTS_TAG = "pipeline.outputs"  # JSON: name -> URI the next step reads
