@@ -40,8 +40,9 @@ format: install ## Format and fix what ruff can
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install ## Time the pipeline against a script without MLflow and print the ratio
+bench: install ## Benchmarks: pipeline vs a script without MLflow; reused rerun vs cold; cache lookup
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.rerun
 
 ui: install ## Open the MLflow UI on the local tracking store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db
