@@ -28,6 +28,10 @@ BIN = Path(sys.executable).parent
 TARGET_RATIO = 1.5
 
 
+def mlflow_run_command(project: Path) -> list[str]:
+    return [str(BIN / "mlflow"), "run", str(project), "--env-manager", "local", "--experiment-name", "bench"]
+
+
 def timed(command: list[str], environment: dict[str, str], cwd: Path) -> tuple[float, str]:
     started = time.perf_counter()
     result = subprocess.run(command, env=environment, cwd=cwd, capture_output=True, text=True, check=False)
@@ -74,19 +78,11 @@ def main() -> None:
         "MLFLOW_TRACKING_URI": f"sqlite:///{scratch / 'mlflow.db'}",
         "BIKE_SHARING_DATA": str(hour_csv),
     }
-    pipeline = [
-        str(BIN / "mlflow"),
-        "run",
-        str(PROJECT_DIR),
-        "--env-manager",
-        "local",
-        "--experiment-name",
-        "bench",
-    ]
+    pipeline = mlflow_run_command(PROJECT_DIR)
     every_step = [*pipeline, "-P", "force=true"]  # timed runs do all the work: nothing is reused
     minimal = [sys.executable, "-m", "bench.minimal", str(hour_csv)]
     noop = _noop_project(scratch)
-    nothing = [str(BIN / "mlflow"), "run", str(noop), "--env-manager", "local", "--experiment-name", "bench"]
+    nothing = mlflow_run_command(noop)
 
     timed(pipeline, environment, scratch)  # warm-up: creates the tracking store, fills the OS file cache
     times: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": []}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from bench.pipeline import BIN, PROJECT_DIR, timed
+from bench.pipeline import BIN, PROJECT_DIR, mlflow_run_command, timed
 from steps.cache import find_reusable, key_tags
 from steps.names import CACHE_KEY_TAG, ENTRY_POINT_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG
 
@@ -34,15 +34,7 @@ SIZES = (50, 5000)
 
 
 def rerun_ratio(hour_csv: Path, rounds: int) -> None:
-    command = [
-        str(BIN / "mlflow"),
-        "run",
-        str(PROJECT_DIR),
-        "--env-manager",
-        "local",
-        "--experiment-name",
-        "bench",
-    ]
+    command = mlflow_run_command(PROJECT_DIR)
     ratios, colds, reuses = [], [], []
     for _ in range(rounds):
         scratch = Path(tempfile.mkdtemp(prefix="bench-rerun-"))

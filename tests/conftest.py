@@ -61,17 +61,20 @@ def small_csv(tmp_path: Path) -> Path:
     return write_csv(hourly_table(), tmp_path / "hour.csv")
 
 
-def mlflow_run(
-    tracking_uri: str, *arguments: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """The real `mlflow run` CLI on this project, with this venv's tools first on PATH."""
+def cli_environment(tracking_uri: str) -> dict[str, str]:
+    """This process's environment for a child CLI: the given store, this venv's tools first on PATH."""
     environment = os.environ | {
         "MLFLOW_TRACKING_URI": tracking_uri,
         "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
     }
     for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
         environment.pop(name, None)
-    command = [
+    return environment
+
+
+def mlflow_command(*arguments: str) -> list[str]:
+    """`mlflow run` of this project in the project's experiment."""
+    return [
         str(VENV_BIN / "mlflow"),
         "run",
         str(PROJECT_DIR),
@@ -79,9 +82,16 @@ def mlflow_run(
         EXPERIMENT_NAME,
         *arguments,
     ]
+
+
+def mlflow_run(
+    tracking_uri: str, *arguments: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """The real `mlflow run` CLI on this project, run to the end."""
+    environment = cli_environment(tracking_uri) | (env or {})
     return subprocess.run(
-        command,
-        env=environment | (env or {}),
+        mlflow_command(*arguments),
+        env=environment,
         capture_output=True,
         text=True,
         timeout=CLI_TIMEOUT_SECONDS,

@@ -18,7 +18,7 @@ from steps.errors import PipelineError
 from steps.liveness import liveness_tags
 from steps.lock import OWNER_RUN_TAG, pipeline_lock
 from steps.names import EXPERIMENT_NAME, PID_TAG, REUSED_FROM_TAG, STEPS
-from tests.conftest import VENV_BIN, mlflow_run, runs_by_entry_point
+from tests.conftest import VENV_BIN, cli_environment, mlflow_command, mlflow_run, runs_by_entry_point
 
 LOCK = f"{EXPERIMENT_NAME}.lock"
 
@@ -96,23 +96,8 @@ def test_two_reruns_at_once_against_a_tracking_server(tracking_server: str, smal
     first_run = mlflow_run(tracking_server, *common, "-P", "n_estimators=30")
     assert first_run.returncode == 0, first_run.stderr[-3000:]
 
-    environment = os.environ | {
-        "MLFLOW_TRACKING_URI": tracking_server,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-    }
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        environment.pop(name, None)
-    project = str(Path(__file__).parent.parent)
-    command = [
-        str(VENV_BIN / "mlflow"),
-        "run",
-        project,
-        "--experiment-name",
-        EXPERIMENT_NAME,
-        *common,
-        "-P",
-        "n_estimators=40",
-    ]
+    command = mlflow_command(*common, "-P", "n_estimators=40")
+    environment = cli_environment(tracking_server)
     reruns = [
         subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from steps.names import CACHE_KEY_TAG, MARKED_FAILED_TAG, PID_TAG, REUSED_FROM_TAG, STEPS
-from tests.conftest import PROJECT_DIR, mlflow_run, runs_by_entry_point
+from tests.conftest import PROJECT_DIR, cli_environment, mlflow_command, mlflow_run, runs_by_entry_point
 from tests.synthetic import hourly_table, write_csv
 from tests.test_pipeline import pipeline
 
@@ -169,19 +169,13 @@ def wait_for_running(client: MlflowClient, step: str, timeout: float = 120) -> R
 
 
 def start_pipeline(tracking_uri: str, data: Path, *parameters: str) -> subprocess.Popen:
-    environment = os.environ | {
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        environment.pop(name, None)
+    """`mlflow run` started in the background."""
     arguments = [
         item for parameter in (f"data={data}", "test_days=7", *parameters) for item in ("-P", parameter)
     ]
-    command = [str(Path(sys.executable).parent / "mlflow"), "run", str(PROJECT_DIR), "--env-manager", "local",
-               "--experiment-name", "bike-sharing-demand", *arguments]  # fmt: skip
+    command = mlflow_command("--env-manager", "local", *arguments)
     return subprocess.Popen(
-        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, env=cli_environment(tracking_uri), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
 
 
