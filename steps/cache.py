@@ -38,7 +38,9 @@ from steps.names import (
 PACKAGE_DIR = Path(__file__).resolve().parent
 PACKAGE = PACKAGE_DIR.name
 # Libraries whose version can change a step's output (distribution names; xgboost may be xgboost-cpu).
-VERSIONED = ("mlflow", "numpy", "pandas", "pyarrow", "scikit-learn", ("xgboost", "xgboost-cpu"))
+VERSIONED = (
+    "matplotlib", "mlflow", "numpy", "pandas", "pyarrow", "scikit-learn", "scipy", ("xgboost", "xgboost-cpu"),
+)  # fmt: skip
 CANDIDATES = 10  # newest runs with the key to try; more only if artifacts keep going missing
 SHORT = 12
 SHOWN_PARAMS = 3
@@ -181,7 +183,8 @@ def find_reusable(client: MlflowClient, experiment_id: str, step: str, key: str)
             continue
         tried.add(source_id)
         source = run if source_id == run.info.run_id else _get_run(client, source_id)
-        if source and source.info.status == "FINISHED" and outputs_exist(client, source):
+        active = source is not None and source.info.lifecycle_stage == "active"
+        if active and source.info.status == "FINISHED" and outputs_exist(client, source):
             return source
     return None
 

@@ -122,7 +122,10 @@ def evaluate(features: str, model_uri: str) -> StepResult:
         "Bike-sharing demand: holdout evaluation", context, scores.by_name, scores.skills, pictures
     )
     run_id = mlflow.active_run().info.run_id
-    outputs = {"report": artifact_uri(run_id, REPORT_ARTIFACT)}
+    outputs = {
+        "report": artifact_uri(run_id, REPORT_ARTIFACT),
+        "predictions": artifact_uri(run_id, PREDICTIONS_ARTIFACT),
+    }
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         (root / PLOTS_DIR).mkdir()

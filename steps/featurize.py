@@ -51,7 +51,11 @@ def split_table(table: pd.DataFrame, split: str, test_days: int) -> tuple[pd.Dat
             )
         first_test_day = table["dteday"].max() - pd.Timedelta(days=test_days - 1)
         is_test = table["dteday"] >= first_test_day
-    return table[~is_test].reset_index(drop=True), table[is_test].reset_index(drop=True)
+    train, test = table[~is_test].reset_index(drop=True), table[is_test].reset_index(drop=True)
+    if train.empty or test.empty:
+        side = "training" if train.empty else "test"
+        raise PipelineError(f"split={split} leaves no {side} rows in this data; choose the other split")
+    return train, test
 
 
 def describe_features(train: pd.DataFrame) -> dict[str, dict[str, object]]:
@@ -78,7 +82,11 @@ def featurize(table: str, split: str, test_days: int) -> StepResult:
     mlflow.log_params(describe_split(train, test))
     mlflow.log_metrics({"train_rows": len(train), "test_rows": len(test)})
     run_id = mlflow.active_run().info.run_id
-    outputs = {"features": artifact_uri(run_id, FEATURES_DIR)}
+    outputs = {
+        "features": artifact_uri(run_id, FEATURES_DIR),
+        "train": artifact_uri(run_id, f"{FEATURES_DIR}/{TRAIN_FILE}"),
+        "test": artifact_uri(run_id, f"{FEATURES_DIR}/{TEST_FILE}"),
+    }
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / FEATURES_DIR
         folder.mkdir()

@@ -73,13 +73,13 @@ def heartbeat(client: MlflowClient, interval: float) -> Iterator[None]:
 def _beat(client: MlflowClient, interval: float, stop: threading.Event) -> None:
     while not stop.wait(interval):
         now = str(int(time.time()))
-        try:
-            for run_id in list(BEATING_RUNS):
-                client.set_tag(run_id, HEARTBEAT_TAG, now)
-            for experiment_id in list(BEATING_LOCKS):
-                client.set_experiment_tag(experiment_id, HEARTBEAT_TAG, now)
-        except Exception as error:  # a missed beat is not fatal; the next one may get through
-            log.warning("heartbeat failed: %s", error)
+        beats = [(client.set_tag, run_id) for run_id in list(BEATING_RUNS)]
+        beats += [(client.set_experiment_tag, experiment_id) for experiment_id in list(BEATING_LOCKS)]
+        for set_tag, target in beats:
+            try:
+                set_tag(target, HEARTBEAT_TAG, now)
+            except Exception as error:  # one missed beat is not fatal, and must not skip the others
+                log.warning("heartbeat for %s failed: %s", target, error)
 
 
 def fail_abandoned_runs(
@@ -89,8 +89,8 @@ def fail_abandoned_runs(
     now = time.time()
     failed = []
     for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
-        if run.info.run_id == by_run_id:
-            continue
+        if run.info.run_id == by_run_id or HOST_TAG not in run.data.tags:
+            continue  # ourselves, or a run no pipeline started (a notebook, an `mlflow run` still building)
         if is_abandoned(run.data.tags, run.info.start_time / 1000, now, stale_after):
             client.set_tag(run.info.run_id, MARKED_FAILED_TAG, by_run_id)
             client.set_terminated(run.info.run_id, "FAILED")

@@ -44,7 +44,7 @@ def pipeline_lock(
         yield
     finally:
         BEATING_LOCKS.discard(lock_id)
-        _discard(client, lock_id, f"{name}.released.{lock_id}")
+        _discard(client, lock_id, f"{name}.released.{lock_id}")  # on failure the next run takes it over
 
 
 def _acquire(client: MlflowClient, name: str, owner_run_id: str, wait: float, stale_after: float) -> str:
@@ -60,16 +60,19 @@ def _acquire(client: MlflowClient, name: str, owner_run_id: str, wait: float, st
         if holder is None:  # released between our two calls
             continue
         tags = holder.tags
-        if is_abandoned(tags, holder.creation_time / 1000, time.time(), stale_after):
-            log.warning("taking over %s: its holder (run %s) is gone", name, tags.get(OWNER_RUN_TAG))
-            # By id, not by name: if someone else took it over first, this touches only the dead lock.
-            _discard(client, holder.experiment_id, f"{name}.abandoned.{holder.experiment_id}")
-            continue
         holder_text = f"run {tags.get(OWNER_RUN_TAG)} on {tags.get(HOST_TAG)}, pid {tags.get(PID_TAG)}"
+        if is_abandoned(tags, holder.creation_time / 1000, time.time(), stale_after):
+            log.warning("taking over %s: its holder (%s) is gone", name, holder_text)
+            # By id, not by name: if someone else took it over first, this touches only the dead lock.
+            if _discard(client, holder.experiment_id, f"{name}.abandoned.{holder.experiment_id}"):
+                continue
+            holder_text += (
+                f"; it could not be removed, so rename or delete experiment {holder.experiment_id} by hand"
+            )
         if time.monotonic() > deadline:
             raise PipelineError(
-                f"another pipeline ({holder_text}) is running in this experiment and still holds {name} "
-                f"after {wait:.0f} s; let it finish, or raise pipeline.lock_wait_seconds in config.yaml"
+                f"another pipeline ({holder_text}) still holds {name} in this experiment after {wait:.0f} s; "
+                "let it finish, or raise pipeline.lock_wait_seconds in config.yaml"
             )
         if not announced:
             log.info("waiting for another pipeline (%s) to finish", holder_text)
@@ -77,10 +80,14 @@ def _acquire(client: MlflowClient, name: str, owner_run_id: str, wait: float, st
         time.sleep(POLL_SECONDS)
 
 
-def _discard(client: MlflowClient, experiment_id: str, new_name: str) -> None:
-    """Free the lock's name: rename the experiment, then delete it."""
+def _discard(client: MlflowClient, experiment_id: str, new_name: str) -> bool:
+    """Free the lock's name: rename the experiment, then delete it. False if the store refused."""
     try:
+        if client.get_experiment(experiment_id).lifecycle_stage == "deleted":
+            client.restore_experiment(experiment_id)  # a deleted experiment keeps its name until renamed
         client.rename_experiment(experiment_id, new_name)
         client.delete_experiment(experiment_id)
     except MlflowException as error:
-        log.debug("lock %s already gone: %s", experiment_id, error)
+        log.warning("could not remove lock experiment %s: %s", experiment_id, error)
+        return False
+    return True

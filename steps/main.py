@@ -92,14 +92,19 @@ def _run_steps(runner: StepRunner, plan: Plan) -> StepResult:
     table = ingested.outputs["table"]
     featurized = runner.run(
         "featurize",
-        {"split": plan.split, "test_days": plan.test_days},
+        {"split": plan.split} | ({"test_days": plan.test_days} if plan.split == "time" else {}),
         lambda: {"table": ingested.digest},
         lambda: step_function("featurize")(table, plan.split, plan.test_days),
     )
     features = featurized.outputs["features"]
     trained = runner.run(
         "train",
-        {"model": plan.model, "hyperparameters": plan.hyperparameters, "seed": settings.config()["seed"]},
+        {
+            "model": plan.model,
+            "hyperparameters": plan.hyperparameters,
+            "seed": settings.config()["seed"],
+            "requirements": settings.requirements_digest(),  # they are logged with the model
+        },
         lambda: {"features": featurized.digest},
         lambda: step_function("train")(features, plan.model, plan.hyperparameters),
     )

@@ -6,9 +6,8 @@ reused step imports nothing heavy.
 
 from __future__ import annotations
 
+import math
 from typing import Any
-
-import yaml
 
 from steps import settings
 from steps.errors import PipelineError
@@ -85,24 +84,41 @@ def resolve_hyperparameters(
 
 
 def _coerce(name: str, text: str, default: Any) -> Any:
+    """`text` as the type of the config default: text, true/false, a whole number, or a number."""
+    text = text.strip()
     if isinstance(default, str):
         return text
-    value = yaml.safe_load(text) if text.strip() else None
-    if default is None:
-        return value
     if isinstance(default, bool):
-        if not isinstance(value, bool):
+        if text.lower() not in ("true", "false"):
             raise PipelineError(f"hyperparameter {name}={text!r} must be true or false")
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
+        return text.lower() == "true"
+    if default is None:  # no type to follow: a number if it reads as one, else null or the text
+        return (
+            _number(text)
+            if _number(text) is not None
+            else (None if text.lower() in ("", "none", "null") else text)
+        )
+    number = _number(text)
+    if number is None:
         raise PipelineError(
             f"hyperparameter {name}={text!r} is not a number (config.yaml default: {default})"
         )
-    if isinstance(default, int) and not isinstance(value, int):
+    if isinstance(default, int) and not isinstance(number, int):
         raise PipelineError(
             f"hyperparameter {name}={text!r} must be a whole number (config.yaml default: {default})"
         )
-    return float(value) if isinstance(default, float) else value
+    return float(number) if isinstance(default, float) else number
+
+
+def _number(text: str) -> int | float | None:
+    """A finite number, or None."""
+    for parse in (int, float):
+        try:
+            number = parse(text)
+        except ValueError:
+            continue
+        return number if math.isfinite(number) else None
+    return None
 
 
 def forced_steps(force: str) -> tuple[str, ...]:

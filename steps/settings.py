@@ -5,6 +5,7 @@ The step CLIs read their defaults from here, so a default is written once and ca
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,18 @@ import yaml
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CONFIG_FILE = PROJECT_DIR / "config.yaml"
 MLPROJECT_FILE = PROJECT_DIR / "MLproject"
+REQUIREMENTS_FILE = PROJECT_DIR / "requirements.txt"
 
 
 @cache
 def config() -> dict[str, Any]:
     """The parsed config.yaml (treat as read-only)."""
     return yaml.safe_load(CONFIG_FILE.read_text())
+
+
+def requirements_digest() -> str:
+    """sha256 of requirements.txt, which every logged model carries as its pip requirements."""
+    return hashlib.sha256(REQUIREMENTS_FILE.read_bytes()).hexdigest()
 
 
 @cache

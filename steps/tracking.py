@@ -119,10 +119,10 @@ def read_table(uri: str, what: str) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as scratch:
         try:
             path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch)
-        except Exception as error:  # MLflow raises several types for a bad or missing URI
+            return pd.read_parquet(path)
+        except Exception as error:  # MLflow and pyarrow raise several types for a bad URI or file
             reason = _first_line(error)
             raise PipelineError(f"cannot read the {what} at {uri} ({reason}); {URI_HINT}") from None
-        return pd.read_parquet(path)
 
 
 def load_model(uri: str) -> Any:

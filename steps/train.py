@@ -68,7 +68,7 @@ def train(features: str, model: str, hyperparameters: dict[str, Any]) -> StepRes
             signature=infer_signature(example, fitted[:INPUT_EXAMPLE_ROWS]),
             input_example=example,
             code_paths=[str(Path(__file__).parent)],
-            pip_requirements=str(settings.PROJECT_DIR / "requirements.txt"),
+            pip_requirements=str(settings.REQUIREMENTS_FILE),
             skops_trusted_types=trusted_types(pipeline),
         )
     outputs = {"model": info.model_uri}

@@ -15,7 +15,7 @@ import pytest
 from mlflow import MlflowClient
 
 from steps.errors import PipelineError
-from steps.liveness import liveness_tags
+from steps.liveness import fail_abandoned_runs, liveness_tags
 from steps.lock import OWNER_RUN_TAG, pipeline_lock
 from steps.names import EXPERIMENT_NAME, PID_TAG, REUSED_FROM_TAG, STEPS
 from tests.conftest import VENV_BIN, cli_environment, mlflow_command, mlflow_run, runs_by_entry_point
@@ -69,7 +69,7 @@ def test_a_held_lock_makes_the_second_pipeline_wait_then_give_up(client, experim
     with (
         pytest.raises(
             PipelineError,
-            match=rf"another pipeline \(run first on .*pid {os.getpid()}\) .* still holds {LOCK}",
+            match=rf"another pipeline \(run first on .*pid {os.getpid()}\) still holds {LOCK}",
         ),
         pipeline_lock(client, EXPERIMENT_NAME, "second", wait=1.5, stale_after=600),
     ):
@@ -87,6 +87,34 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(client, experiment_id) -> N
     with pipeline_lock(client, EXPERIMENT_NAME, "next", wait=5, stale_after=600):
         assert client.get_experiment_by_name(LOCK).tags[OWNER_RUN_TAG] == "next"
     assert client.get_experiment_by_name(LOCK) is None, "released: the name is free again"
+
+
+def test_a_lock_deleted_by_hand_is_taken_over(client, experiment_id) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    lock_id = client.create_experiment(LOCK, tags={**liveness_tags(), PID_TAG: dead.stdout.strip()})
+    client.delete_experiment(lock_id)  # deleted in the UI: the name stays taken
+    with pipeline_lock(client, EXPERIMENT_NAME, "next", wait=5, stale_after=600):
+        assert client.get_experiment_by_name(LOCK).tags[OWNER_RUN_TAG] == "next"
+
+
+def test_only_runs_a_pipeline_started_are_marked_failed(client, experiment_id) -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    long_ago = int((time.time() - 3600) * 1000)
+    notebook = client.create_run(experiment_id, start_time=long_ago)  # no liveness tags: not ours to judge
+    crashed = client.create_run(
+        experiment_id, start_time=long_ago, tags={**liveness_tags(), PID_TAG: dead.stdout.strip()}
+    )
+    live = client.create_run(experiment_id, start_time=long_ago, tags=liveness_tags())
+    assert fail_abandoned_runs(client, experiment_id, "me", stale_after=600) == [crashed.info.run_id]
+    assert [client.get_run(run.info.run_id).info.status for run in (notebook, crashed, live)] == [
+        "RUNNING",
+        "FAILED",
+        "RUNNING",
+    ]
 
 
 def test_two_reruns_at_once_against_a_tracking_server(tracking_server: str, small_csv: Path) -> None:

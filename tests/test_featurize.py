@@ -55,3 +55,9 @@ def test_feature_description_covers_every_feature(table: pd.DataFrame) -> None:
     description = describe_features(table)
     assert list(description) == list(FEATURE_NAMES)
     assert description["hr"]["min"] == 0 and description["hr"]["max"] == 23
+
+
+def test_a_split_that_leaves_one_side_empty_is_an_error() -> None:
+    early_days = parse_hourly(hourly_table(days=10, start="2012-06-01").astype(str), "hour.csv")  # days 1-10
+    with pytest.raises(PipelineError, match="split=kaggle leaves no test rows in this data"):
+        split_table(early_days, "kaggle", 92)

@@ -103,6 +103,8 @@ def test_overrides_are_typed_from_config_defaults() -> None:
             r"hyperparameter max_depth='deep' is not a number \(config.yaml default: \d+\)",
         ),
         ({"max_depth": "6.5"}, r"max_depth='6.5' must be a whole number"),
+        ({"max_depth": "["}, r"max_depth='\[' is not a number"),
+        ({"learning_rate": "nan"}, r"learning_rate='nan' is not a number"),
         ({"depth": "6"}, r"unknown hyperparameter\(s\) depth for model xgb; known: objective, n_estimators"),
     ],
 )
