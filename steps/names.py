@@ -19,7 +19,6 @@ DATASET_NAME = "bike-sharing-hourly"
 
 # Tags.
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
-RUN_NAME_TAG = "mlflow.runName"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 
 # Metrics of the evaluate run; baselines log `baseline_<name>_<metric>`, skill `skill_vs_<name>`.

@@ -23,12 +23,7 @@ import pandas as pd
 from steps import settings
 from steps.errors import PipelineError
 from steps.liveness import BEATING_RUNS, heartbeat, liveness_tags
-from steps.names import (
-    ENTRY_POINT_TAG,
-    EXPERIMENT_NAME,
-    OUTPUT_DIGEST_TAG,
-    OUTPUTS_TAG,
-)  # fmt: skip
+from steps.names import ENTRY_POINT_TAG, EXPERIMENT_NAME, OUTPUT_DIGEST_TAG, OUTPUTS_TAG
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +60,13 @@ class StepResult:
 
 
 @contextmanager
-def step_run(entry_point: str, tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+def step_run(entry_point: str) -> Iterator[mlflow.ActiveRun]:
     """The run a step logs into: nested under an active (pipeline) run, else its own run.
 
     Inside `mlflow run` the latter resumes the run that `mlflow run` created (MLFLOW_RUN_ID).
     An exception marks the run FAILED; an interruption (SIGTERM, SIGINT) marks it KILLED.
     """
-    run_tags = {**liveness_tags(), **(tags or {}), ENTRY_POINT_TAG: entry_point}
+    run_tags = {**liveness_tags(), ENTRY_POINT_TAG: entry_point}
     parent = mlflow.active_run()
     if parent is None:
         context = mlflow.start_run()

@@ -15,7 +15,7 @@ from steps import settings
 from steps.errors import PipelineError
 from steps.main import PipelineResult, make_plan, run_pipeline, summary
 from steps.names import BASELINES, DATASET_NAME, METRICS, STEPS
-from steps.sources import cache_dir, choose_source
+from steps.sources import cache_dir
 from tests.conftest import runs_by_entry_point
 from tests.synthetic import hourly_table, write_csv
 
@@ -129,12 +129,6 @@ def test_tampered_download_fails_the_checksum(
         pipeline(settings.parameter_defaults("ingest")["data"], "time", "92", "ridge", FAST)
     statuses = {step: runs[0].info.status for step, runs in runs_by_entry_point(client).items()}
     assert statuses == {"main": "FAILED", "ingest": "FAILED"}
-
-
-def test_env_var_is_used_when_data_is_left_at_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    default = settings.parameter_defaults("ingest")["data"]
-    monkeypatch.setenv("BIKE_SHARING_DATA", "/somewhere/hour.csv")
-    assert choose_source(default, default, os.environ) == "/somewhere/hour.csv"
 
 
 def _real_zip(real_data: Path) -> Path:
