@@ -106,12 +106,12 @@ def evaluate(features: str, model_uri: str) -> StepResult:
     mlflow.log_params({"features": features, "model_uri": model_uri})
     train = read_table(f"{features}/{TRAIN_FILE}", "training rows")
     test = read_table(f"{features}/{TEST_FILE}", "test rows")
-    pipeline = load_model(model_uri)
-    scores = score(train, test, pipeline.predict(model_inputs(test)))
+    model = load_model(model_uri)
+    scores = score(train, test, model.predict(model_inputs(test)))
     mlflow.log_metrics(scores.metrics)
+    importances = feature_importances(model.get_raw_model())
     pictures = {
-        name: png_bytes(figure)
-        for name, figure in draw_figures(test, scores.predicted, feature_importances(pipeline)).items()
+        name: png_bytes(figure) for name, figure in draw_figures(test, scores.predicted, importances).items()
     }
     context = {
         "model": model_uri,

@@ -15,7 +15,6 @@ from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegresso
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from skops.io import dumps, get_untrusted_types
 from xgboost import XGBRegressor
 
 from steps.errors import PipelineError
@@ -23,9 +22,6 @@ from steps.features import CATEGORICAL_FEATURES, FEATURE_NAMES, HourlyFeatures
 from steps.params import MODELS
 from steps.schema import MODEL_INPUT_COLUMNS
 
-# The model is saved with skops, which loads without pickle but only the types the saver lists as trusted:
-# this project's own code and the libraries it is built from.
-TRUSTED_MODULES = ("steps.", "sklearn.", "xgboost.", "numpy.", "scipy.")
 DATE_FORMAT = "%Y-%m-%d"
 
 
@@ -80,14 +76,3 @@ def feature_importances(pipeline: Pipeline) -> pd.Series | None:
     if importances is None:
         return None
     return pd.Series(importances, index=list(FEATURE_NAMES)).sort_values(ascending=False)
-
-
-def trusted_types(pipeline: Pipeline) -> list[str]:
-    """The types skops must be told to trust to load `pipeline`; all must come from TRUSTED_MODULES."""
-    types = get_untrusted_types(data=dumps(pipeline))
-    foreign = [name for name in types if not name.startswith(TRUSTED_MODULES)]
-    if foreign:
-        raise PipelineError(
-            f"the model holds types from outside {', '.join(TRUSTED_MODULES)}: {', '.join(foreign)}"
-        )
-    return types

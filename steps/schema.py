@@ -1,12 +1,14 @@
 """The hour.csv contract: its columns, their types, and the value ranges the dataset's Readme documents.
 
 `parse_hourly` turns the raw text of a CSV into a typed, time-ordered table, or raises a PipelineError
-naming the file, the column and the first offending lines.
+naming the file, the column and the first offending lines. `parse_records` checks records for the model
+(a batch file, a served request) the same way and keeps their order.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -43,11 +45,26 @@ HOURLY_COLUMNS = (
     "instant", "dteday", "season", "yr", "mnth", "hr", "holiday", "weekday", "workingday",
     "weathersit", "temp", "atemp", "hum", "windspeed", "casual", "registered", "cnt",
 )  # fmt: skip
-# What the model takes: a raw hourly record without the counts.
-MODEL_INPUT_COLUMNS = tuple(c for c in HOURLY_COLUMNS if c not in ("casual", "registered", TARGET))
+COUNT_COLUMNS = ("casual", "registered", TARGET)
+# What the model takes: a raw hourly record without the counts (records that carry them are accepted).
+MODEL_INPUT_COLUMNS = tuple(c for c in HOURLY_COLUMNS if c not in COUNT_COLUMNS)
 FIRST_YEAR = 2011  # yr == 0
 MISSING_MARKERS = frozenset({"", "na", "nan", "null", "none"})
 SHOWN_ROWS = 5
+
+
+@dataclass(frozen=True)
+class RowNames:
+    """How an error points at rows: `noun` and the number of the first data row; with or without values."""
+
+    noun: str
+    first: int
+    show_values: bool
+
+
+CSV_LINES = RowNames("line", 2, show_values=True)  # the header is line 1
+# A served request's values are never echoed back: an error names the column, the rule and the records.
+REQUEST_RECORDS = RowNames("record", 1, show_values=False)
 
 
 def read_csv_text(data: bytes, label: str) -> pd.DataFrame:
@@ -61,36 +78,54 @@ def read_csv_text(data: bytes, label: str) -> pd.DataFrame:
         raise PipelineError(f"{label} is not a readable CSV ({reason}); expected the UCI hour.csv") from None
 
 
-def parse_hourly(raw: pd.DataFrame, label: str, columns: tuple[str, ...] = HOURLY_COLUMNS) -> pd.DataFrame:
-    """Validate string cells against the hour.csv contract and return typed rows sorted by time.
+def parse_hourly(raw: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Validate the string cells of hour.csv and return typed rows sorted by time, one per hour."""
+    typed = parse_records(raw, label, HOURLY_COLUMNS, CSV_LINES)
+    _reject_rows(
+        typed,
+        typed.duplicated(list(KEY_COLUMNS), keep=False),
+        label,
+        "duplicate timestamps: more than one row for the same dteday and hr",
+        CSV_LINES,
+    )
+    return typed.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
 
-    `columns` is the exact set expected (the full file by default, MODEL_INPUT_COLUMNS for model input).
+
+def parse_records(
+    raw: pd.DataFrame, label: str, columns: tuple[str, ...] = MODEL_INPUT_COLUMNS, rows: RowNames = CSV_LINES
+) -> pd.DataFrame:
+    """Validate string cells against the hour.csv contract and return the typed `columns`, in input order.
+
+    For model input (the default `columns`) the count columns of hour.csv may be present; they are dropped.
     """
+    if raw.empty and len(raw.columns) == 0:
+        raise PipelineError(f"{label} holds no records; send records with the columns {','.join(columns)}")
     _check_columns(raw, label, columns)
     if raw.empty:
         raise PipelineError(f"{label} has a header but no data rows")
     cells = raw.loc[:, list(columns)].apply(lambda column: column.str.strip())
-    _check_missing(cells, label)
+    _check_missing(cells, label, rows)
     typed = pd.DataFrame(index=cells.index)
     for column in columns:
-        typed[column] = _parse_column(cells[column], column, label)
-    _check_consistency(typed, label)
-    return typed.sort_values(list(KEY_COLUMNS), kind="stable").reset_index(drop=True)
+        typed[column] = _parse_column(cells[column], column, label, rows)
+    _check_consistency(typed, label, rows)
+    return typed.reset_index(drop=True)
 
 
-def describe_rows(index: pd.Index, values: pd.Series | None = None) -> str:
-    """'lines 5 ('25'), 9 ('x')' for the first few rows, counting the header as line 1."""
+def describe_rows(index: pd.Index, rows: RowNames = CSV_LINES, values: pd.Series | None = None) -> str:
+    """'lines 5 ('25'), 9 ('x')' for the first few rows; 'records 4, 8' when values are not shown."""
     shown = []
     for position in list(index[:SHOWN_ROWS]):
-        value = "" if values is None else f" ({values.loc[position]!r})"
-        shown.append(f"{position + 2}{value}")
+        value = f" ({values.loc[position]!r})" if values is not None and rows.show_values else ""
+        shown.append(f"{position + rows.first}{value}")
     more = f" and {len(index) - SHOWN_ROWS} more" if len(index) > SHOWN_ROWS else ""
-    return f"line{'s' if len(index) > 1 else ''} {', '.join(shown)}{more}"
+    return f"{rows.noun}{'s' if len(index) > 1 else ''} {', '.join(shown)}{more}"
 
 
 def _check_columns(raw: pd.DataFrame, label: str, columns: tuple[str, ...]) -> None:
     missing = [c for c in columns if c not in raw.columns]
-    unexpected = [str(c) for c in raw.columns if c not in columns]
+    ignored = COUNT_COLUMNS if columns == MODEL_INPUT_COLUMNS else ()
+    unexpected = [str(c) for c in raw.columns if c not in columns and c not in ignored]
     if missing:
         raise PipelineError(
             f"{label} is missing column(s) {', '.join(missing)}; expected the columns of UCI hour.csv: "
@@ -102,62 +137,61 @@ def _check_columns(raw: pd.DataFrame, label: str, columns: tuple[str, ...]) -> N
         )
 
 
-def _check_missing(cells: pd.DataFrame, label: str) -> None:
+def _check_missing(cells: pd.DataFrame, label: str, rows: RowNames) -> None:
     for column in cells.columns:
         empty = cells.index[cells[column].str.lower().isin(MISSING_MARKERS)]
         if len(empty):
             raise PipelineError(
-                f"{label}: column '{column}' has missing values on {describe_rows(empty)}; fill every cell"
+                f"{label}: column '{column}' has missing values on {describe_rows(empty, rows)}; "
+                "fill every cell"
             )
 
 
-def _parse_column(cells: pd.Series, column: str, label: str) -> pd.Series:
+def _parse_column(cells: pd.Series, column: str, label: str, rows: RowNames) -> pd.Series:
     if column == "dteday":
         dates = pd.to_datetime(cells, format="%Y-%m-%d", errors="coerce")
-        _reject(cells, dates.isna(), label, column, "is not a date in YYYY-MM-DD form")
+        _reject(cells, dates.isna(), label, column, "is not a date in YYYY-MM-DD form", rows=rows)
         return dates
     if column in INTEGER_RANGES:
         numbers = pd.to_numeric(cells.where(cells.str.fullmatch(r"[+-]?\d+")), errors="coerce")
-        _reject(cells, numbers.isna(), label, column, "is not a whole number")
+        _reject(cells, numbers.isna(), label, column, "is not a whole number", rows=rows)
         low, high = INTEGER_RANGES[column]
         values = numbers.astype("int64")
     else:
         numbers = pd.to_numeric(cells, errors="coerce")
-        _reject(cells, numbers.isna(), label, column, "is not a number")
+        _reject(cells, numbers.isna(), label, column, "is not a number", rows=rows)
         low, high = FLOAT_RANGES[column]
         values = numbers.astype("float64")
     outside = (values < low if low is not None else False) | (values > high if high is not None else False)
     bounds = f"{low if low is not None else '-inf'}..{high if high is not None else 'inf'}"
-    _reject(cells, outside, label, column, f"is outside the documented range {bounds}")
+    _reject(cells, outside, label, column, f"is outside the documented range {bounds}", rows=rows)
     return values
 
 
-def _reject(cells: pd.Series, bad: pd.Series, label: str, column: str, problem: str) -> None:
+def _reject(
+    cells: pd.Series, bad: pd.Series, label: str, column: str, problem: str, *, rows: RowNames
+) -> None:
     if bad.any():
         index = cells.index[bad.to_numpy()]
-        raise PipelineError(f"{label}: column '{column}' {problem} on {describe_rows(index, cells)}")
+        raise PipelineError(f"{label}: column '{column}' {problem} on {describe_rows(index, rows, cells)}")
 
 
-def _check_consistency(typed: pd.DataFrame, label: str) -> None:
-    """Rules that tie columns together: the parts of the date, the counts, one row per hour."""
+def _check_consistency(typed: pd.DataFrame, label: str, rows: RowNames) -> None:
+    """Rules that tie columns together: the parts of the date and the counts."""
     if "dteday" in typed:
         _reject_rows(
             typed,
             typed["yr"] != typed["dteday"].dt.year - FIRST_YEAR,
             label,
             "yr does not match the year of dteday (0: 2011, 1: 2012)",
+            rows,
         )
         _reject_rows(
             typed,
             typed["mnth"] != typed["dteday"].dt.month,
             label,
             "mnth does not match the month of dteday",
-        )
-        _reject_rows(
-            typed,
-            typed.duplicated(list(KEY_COLUMNS), keep=False),
-            label,
-            "duplicate timestamps: more than one row for the same dteday and hr",
+            rows,
         )
     if {"casual", "registered", TARGET} <= set(typed.columns):
         _reject_rows(
@@ -165,9 +199,10 @@ def _check_consistency(typed: pd.DataFrame, label: str) -> None:
             typed["casual"] + typed["registered"] != typed[TARGET],
             label,
             "casual + registered != cnt",
+            rows,
         )
 
 
-def _reject_rows(typed: pd.DataFrame, bad: pd.Series, label: str, problem: str) -> None:
+def _reject_rows(typed: pd.DataFrame, bad: pd.Series, label: str, problem: str, rows: RowNames) -> None:
     if bad.any():
-        raise PipelineError(f"{label}: {problem} on {describe_rows(typed.index[bad.to_numpy()])}")
+        raise PipelineError(f"{label}: {problem} on {describe_rows(typed.index[bad.to_numpy()], rows)}")

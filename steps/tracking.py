@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import mlflow
 import pandas as pd
@@ -120,10 +119,10 @@ def read_table(uri: str, what: str) -> pd.DataFrame:
             raise PipelineError(f"cannot read the {what} at {uri} ({reason}); {URI_HINT}") from None
 
 
-def load_model(uri: str) -> Any:
-    """The scikit-learn pipeline logged at a model URI."""
+def load_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """The model logged at a model URI, as MLflow serves it (steps/serving.py)."""
     try:
-        return mlflow.sklearn.load_model(uri)
+        return mlflow.pyfunc.load_model(uri)
     except Exception as error:  # as above
         raise PipelineError(f"cannot load the model at {uri} ({_first_line(error)}); {URI_HINT}") from None
 

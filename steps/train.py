@@ -5,8 +5,9 @@ Parameters:
     model: xgb (default), rf, hgb or ridge.
     <hyperparameter>: any hyperparameter of that model in config.yaml, e.g. `-P max_depth=8`.
 Artifacts:
-    model: an MLflow model (sklearn flavor) that takes raw hourly records, with signature and input
-        example; the project's `steps` package travels with it as code.
+    model: an MLflow pyfunc model (steps/serving.py) around the scikit-learn pipeline saved with skops;
+        it takes raw hourly records, checks them, and predicts counts. It carries an input example, an
+        output signature, and the project's `steps` package as code.
 """
 
 from __future__ import annotations
@@ -14,21 +15,23 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import tempfile
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import pandas as pd
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, Schema
 
 from steps import settings
 from steps.metrics import regression_metrics
-from steps.models import build_model, model_inputs, trusted_types
+from steps.models import build_model, model_inputs
 from steps.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
 from steps.params import parse_overrides, validate_training
-from steps.schema import TARGET
+from steps.schema import MODEL_INPUT_COLUMNS, TARGET
+from steps.serving import SKOPS_FILE, save_pipeline
 from steps.tracking import StepResult, argument_parser, read_table, record_outputs, run_cli, step_run
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,28 @@ def model_digest(pipeline: Any) -> str:
     return hashlib.sha256(pickle.dumps(pipeline, protocol=5)).hexdigest()
 
 
+def log_model(pipeline: Any, example: pd.DataFrame) -> mlflow.models.model.ModelInfo:
+    """Log the pipeline as the pyfunc model of steps/serving.py.
+
+    The signature declares only the output: the records are checked by the model itself (see
+    steps/serving.py), so that a bad request gets a message naming the column and rule, not MLflow's
+    schema error quoting the request.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        saved = Path(scratch) / SKOPS_FILE
+        save_pipeline(pipeline, saved)
+        return mlflow.pyfunc.log_model(
+            name=MODEL_NAME,
+            loader_module="steps.serving",
+            data_path=str(saved),
+            code_paths=[str(Path(__file__).parent)],
+            pip_requirements=str(settings.REQUIREMENTS_FILE),
+            signature=ModelSignature(outputs=Schema([ColSpec("double", "predicted_cnt")])),
+            input_example=example,
+            metadata={"input_columns": list(MODEL_INPUT_COLUMNS), "contract": "steps/schema.py"},
+        )
+
+
 def train(features: str, model: str, hyperparameters: dict[str, Any]) -> StepResult:
     """Fit and log the model in the active run (hyperparameters already resolved by validate_training)."""
     seed = settings.config()["seed"]
@@ -59,18 +84,7 @@ def train(features: str, model: str, hyperparameters: dict[str, Any]) -> StepRes
     fitted = pipeline.predict(inputs)
     train_rmse = regression_metrics(training[TARGET], fitted)["rmse"]
     mlflow.log_metrics({"fit_seconds": fit_seconds, "train_rmse": train_rmse})
-    example = inputs.head(INPUT_EXAMPLE_ROWS)
-    with warnings.catch_warnings():  # integer columns are meant: a record missing a value is rejected
-        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name=MODEL_NAME,
-            signature=infer_signature(example, fitted[:INPUT_EXAMPLE_ROWS]),
-            input_example=example,
-            code_paths=[str(Path(__file__).parent)],
-            pip_requirements=str(settings.REQUIREMENTS_FILE),
-            skops_trusted_types=trusted_types(pipeline),
-        )
+    info = log_model(pipeline, inputs.head(INPUT_EXAMPLE_ROWS))
     outputs = {"model": info.model_uri}
     digest = record_outputs(outputs, digest=model_digest(pipeline))
     log.info("Trained %s on %d rows: %s", model, len(training), info.model_uri)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from steps.errors import PipelineError
-from steps.schema import HOURLY_COLUMNS, MODEL_INPUT_COLUMNS, parse_hourly, read_csv_text
+from steps.schema import HOURLY_COLUMNS, MODEL_INPUT_COLUMNS, parse_hourly, parse_records, read_csv_text
 from tests.synthetic import hourly_table
 
 
@@ -131,4 +131,4 @@ def test_many_bad_rows_are_summarised() -> None:
 def test_model_input_contract_has_no_counts() -> None:
     assert not {"cnt", "casual", "registered"} & set(MODEL_INPUT_COLUMNS)
     frame = hourly_table(days=1).loc[:, list(MODEL_INPUT_COLUMNS)]
-    assert len(parse_hourly(frame.astype(str), "records", MODEL_INPUT_COLUMNS)) == 24
+    assert len(parse_records(frame.astype(str), "records")) == 24
