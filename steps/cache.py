@@ -216,6 +216,10 @@ def outputs_exist(client: MlflowClient, run: Run) -> bool:
 def _exists(client: MlflowClient, uri: str) -> bool:
     parsed = urlparse(uri)
     try:
+        if parsed.scheme == "models" and "/" in parsed.path.strip("/"):  # models:/<name>/<version>
+            name, version = parsed.path.strip("/").split("/")
+            client.get_model_version(name, version)  # raises when the version was deleted
+            return True
         if parsed.scheme == "models":
             model = client.get_logged_model(parsed.netloc or parsed.path.strip("/"))
             return any(item.path == "MLmodel" for item in client.list_logged_model_artifacts(model.model_id))

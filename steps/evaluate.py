@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import logging
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -27,7 +26,6 @@ from matplotlib.figure import Figure
 from steps import metrics, plots, settings
 from steps.models import feature_importances, model_inputs
 from steps.names import (
-    BASELINES,
     FEATURES_DIR,
     PLOTS_DIR,
     PREDICTIONS_ARTIFACT,
@@ -49,34 +47,6 @@ from steps.tracking import (
 )  # fmt: skip
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Scores:
-    """Everything evaluate computes, before anything is logged."""
-
-    metrics: dict[str, float]  # flat, as logged
-    by_name: dict[str, dict[str, float]]  # model and baselines -> metrics, for the report
-    skills: dict[str, float]
-    predicted: np.ndarray
-
-
-def score(train: pd.DataFrame, test: pd.DataFrame, predicted: np.ndarray) -> Scores:
-    """The model's and the baselines' metrics on exactly the same test rows."""
-    mean_baseline = metrics.hour_workingday_mean(train, test)
-    history = pd.concat([train, test], ignore_index=True)
-    week_baseline, coverage = metrics.last_week(history, test, fallback=mean_baseline)
-    baselines = dict(zip(BASELINES, (mean_baseline, week_baseline), strict=True))
-    by_name = {"model": metrics.regression_metrics(test[TARGET], predicted)}
-    flat = dict(by_name["model"])
-    skills = {}
-    for name, baseline in baselines.items():
-        by_name[f"baseline {name}"] = metrics.regression_metrics(test[TARGET], baseline)
-        flat |= {f"baseline_{name}_{key}": value for key, value in by_name[f"baseline {name}"].items()}
-        skills[name] = metrics.skill(flat["rmse"], flat[f"baseline_{name}_rmse"])
-    flat |= {f"skill_vs_{name}": value for name, value in skills.items()}
-    flat["last_week_coverage"] = coverage
-    return Scores(flat, by_name, skills, predicted)
 
 
 def draw_figures(
@@ -107,7 +77,7 @@ def evaluate(features: str, model_uri: str) -> StepResult:
     train = read_table(f"{features}/{TRAIN_FILE}", "training rows")
     test = read_table(f"{features}/{TEST_FILE}", "test rows")
     model = load_model(model_uri)
-    scores = score(train, test, model.predict(model_inputs(test)))
+    scores = metrics.holdout_scores(train, test, model.predict(model_inputs(test)))
     mlflow.log_metrics(scores.metrics)
     importances = feature_importances(model.get_raw_model())
     pictures = {

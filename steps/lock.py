@@ -71,7 +71,7 @@ def _acquire(client: MlflowClient, name: str, owner_run_id: str, wait: float, st
             )
         if time.monotonic() > deadline:
             raise PipelineError(
-                f"another pipeline ({holder_text}) still holds {name} in this experiment after {wait:.0f} s; "
+                f"another pipeline ({holder_text}) still holds the lock {name} after {wait:.0f} s; "
                 "let it finish, or raise pipeline.lock_wait_seconds in config.yaml"
             )
         if not announced:

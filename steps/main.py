@@ -1,8 +1,9 @@
-"""main: the whole pipeline, ingest -> featurize -> train -> evaluate, as nested runs of one parent run.
+"""main: the whole pipeline, ingest -> featurize -> train -> evaluate -> register, as nested runs of one run.
 
-Parameters: those of the steps (data, split, test_days, model), `force`, and any model hyperparameter
-from config.yaml as `-P <name>=<value>`. Each step runs in this process inside a nested run, through the
-same function its own entry point calls, and hands its output to the next step by artifact or model URI.
+Parameters: those of the steps (data, split, test_days, model, model_name), `force`, and any model
+hyperparameter from config.yaml as `-P <name>=<value>`. Each step runs in this process inside a nested run,
+through the same function its own entry point calls, and hands its output to the next step by artifact or
+model URI.
 
 Reruns are cheap and safe (see steps/cache.py and steps/lock.py): a step whose cache key matches a
 finished run is reused, not recomputed; one pipeline runs at a time per experiment; runs left RUNNING by
@@ -22,7 +23,13 @@ from steps import settings
 from steps.liveness import fail_abandoned_runs, heartbeat
 from steps.lock import pipeline_lock
 from steps.names import BASELINES
-from steps.params import forced_steps, parse_overrides, validate_split, validate_training
+from steps.params import (
+    forced_steps,
+    parse_model_name,
+    parse_overrides,
+    validate_split,
+    validate_training,
+)
 from steps.runner import StepRecord, StepRunner, step_function
 from steps.sources import HourlyBytes, fetch_hourly
 from steps.tracking import StepResult, argument_parser, run_cli, step_run
@@ -39,6 +46,7 @@ class Plan:
     test_days: int
     model: str
     hyperparameters: dict[str, Any]
+    model_name: str
     force: tuple[str, ...]
 
 
@@ -48,15 +56,25 @@ class PipelineResult:
     experiment_id: str
     steps: list[StepRecord]
     metrics: dict[str, float]
+    registry: str  # what register decided
     marked_failed: list[str]
 
 
 def make_plan(
-    data: str, split: str, test_days: str, model: str, overrides: dict[str, str], *, force: str = "false"
+    data: str,
+    split: str,
+    test_days: str,
+    model: str,
+    overrides: dict[str, str],
+    *,
+    model_name: str | None = None,
+    force: str = "false",
 ) -> Plan:
     """Every parameter checked before any work starts."""
     split, days = validate_split(split, test_days)
-    return Plan(data, split, days, model, validate_training(model, overrides), forced_steps(force))
+    hyperparameters = validate_training(model, overrides)
+    name = parse_model_name(model_name or settings.parameter_defaults("main")["model_name"])
+    return Plan(data, split, days, model, hyperparameters, name, forced_steps(force))
 
 
 def run_pipeline(plan: Plan) -> PipelineResult:
@@ -77,11 +95,18 @@ def run_pipeline(plan: Plan) -> PipelineResult:
                 client, experiment_id, parent.info.run_id, options["stale_after_seconds"]
             )
             runner = StepRunner(client, experiment_id, parent.info.run_id, plan.force)
-            evaluated = _run_steps(runner, plan)
-    return PipelineResult(parent.info.run_id, experiment_id, runner.records, evaluated.metrics, marked_failed)
+            evaluated, registered = _run_steps(runner, plan)
+    return PipelineResult(
+        parent.info.run_id,
+        experiment_id,
+        runner.records,
+        evaluated.metrics,
+        registered.summary,
+        marked_failed,
+    )
 
 
-def _run_steps(runner: StepRunner, plan: Plan) -> StepResult:
+def _run_steps(runner: StepRunner, plan: Plan) -> tuple[StepResult, StepResult]:
     fetched: list[HourlyBytes] = []
 
     def data_digest() -> dict[str, str]:
@@ -108,12 +133,19 @@ def _run_steps(runner: StepRunner, plan: Plan) -> StepResult:
         lambda: {"features": featurized.digest},
         lambda: step_function("train")(features, plan.model, plan.hyperparameters),
     )
-    return runner.run(
+    evaluated = runner.run(
         "evaluate",
         dict(settings.config()["evaluate"]),
         lambda: {"features": featurized.digest, "model": trained.digest},
         lambda: step_function("evaluate")(features, trained.outputs["model"]),
     )
+    registered = runner.run(
+        "register",
+        {"model_name": plan.model_name, "registry": settings.config()["registry"]},
+        lambda: {"features": featurized.digest, "model": trained.digest},
+        lambda: step_function("register")(features, trained.outputs["model"], plan.model_name),
+    )
+    return evaluated, registered
 
 
 def summary(result: PipelineResult) -> str:
@@ -133,6 +165,7 @@ def summary(result: PipelineResult) -> str:
         lines.append(
             f"  vs {name}: RMSE {m[f'baseline_{name}_rmse']:.1f}, skill {m[f'skill_vs_{name}']:+.1%}"
         )
+    lines.append(f"Registry: {result.registry}")
     lines.append(f"Look: mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}")
     return "\n".join(lines)
 
@@ -146,7 +179,13 @@ def main() -> None:
 
     def work() -> None:
         plan = make_plan(
-            args.data, args.split, args.test_days, args.model, parse_overrides(rest), force=args.force
+            args.data,
+            args.split,
+            args.test_days,
+            args.model,
+            parse_overrides(rest),
+            model_name=args.model_name,
+            force=args.force,
         )
         print(summary(run_pipeline(plan)))  # the CLI's own output: the one place this project prints
 

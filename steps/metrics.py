@@ -7,9 +7,12 @@ Baselines, each scored on exactly the model's test rows:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
+from steps.names import BASELINES
 from steps.schema import TARGET
 
 WEEK = pd.Timedelta(days=7)
@@ -57,3 +60,31 @@ def error_by_hour(test: pd.DataFrame, predicted: np.ndarray) -> pd.Series:
     """RMSE of the predictions for each hour of the day."""
     squared = pd.Series((predicted - test[TARGET].to_numpy()) ** 2, index=test["hr"].to_numpy())
     return np.sqrt(squared.groupby(level=0).mean())
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A model's holdout scores next to the baselines', before anything is logged."""
+
+    metrics: dict[str, float]  # flat, as logged
+    by_name: dict[str, dict[str, float]]  # model and baselines -> metrics, for the report
+    skills: dict[str, float]
+    predicted: np.ndarray
+
+
+def holdout_scores(train: pd.DataFrame, test: pd.DataFrame, predicted: np.ndarray) -> Scores:
+    """The model's and the baselines' metrics on exactly the same test rows."""
+    mean_baseline = hour_workingday_mean(train, test)
+    history = pd.concat([train, test], ignore_index=True)
+    week_baseline, coverage = last_week(history, test, fallback=mean_baseline)
+    baselines = dict(zip(BASELINES, (mean_baseline, week_baseline), strict=True))
+    by_name = {"model": regression_metrics(test[TARGET], predicted)}
+    flat = dict(by_name["model"])
+    skills = {}
+    for name, baseline in baselines.items():
+        by_name[f"baseline {name}"] = regression_metrics(test[TARGET], baseline)
+        flat |= {f"baseline_{name}_{key}": value for key, value in by_name[f"baseline {name}"].items()}
+        skills[name] = skill(flat["rmse"], flat[f"baseline_{name}_rmse"])
+    flat |= {f"skill_vs_{name}": value for name, value in skills.items()}
+    flat["last_week_coverage"] = coverage
+    return Scores(flat, by_name, skills, predicted)

@@ -1,7 +1,7 @@
 """Names shared between steps: artifacts, tags, metrics. Each is defined here and nowhere else."""
 
 EXPERIMENT_NAME = "bike-sharing-demand"
-STEPS = ("ingest", "featurize", "train", "evaluate")
+STEPS = ("ingest", "featurize", "train", "evaluate", "register")
 
 # Artifacts, relative to the run that logs them.
 TABLE_ARTIFACT = "data/hour.parquet"
@@ -13,6 +13,7 @@ MODEL_NAME = "model"
 REPORT_ARTIFACT = "report.html"
 PREDICTIONS_ARTIFACT = "predictions.parquet"
 PLOTS_DIR = "plots"
+
 
 # Dataset logged with mlflow.log_input.
 DATASET_NAME = "bike-sharing-hourly"
@@ -35,5 +36,6 @@ OUTPUTS_TAG = "pipeline.outputs"  # JSON: name -> URI the next step reads
 OUTPUT_DIGEST_TAG = "pipeline.output_digest"  # sha256 of what the step produced
 HOST_TAG = "pipeline.host"
 PID_TAG = "pipeline.pid"
+SUMMARY_TAG = "pipeline.summary"  # one line: what the step decided, for the pipeline's summary
 HEARTBEAT_TAG = "pipeline.heartbeat"  # unix seconds, refreshed while the pipeline runs
 MARKED_FAILED_TAG = "pipeline.marked_failed_by"

@@ -7,6 +7,7 @@ reused step imports nothing heavy.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from steps import settings
@@ -127,3 +128,13 @@ def forced_steps(force: str) -> tuple[str, ...]:
     if force == "false":
         return ()
     return STEPS if force == "true" else STEPS[STEPS.index(force) :]
+
+
+def parse_model_name(name: str) -> str:
+    """A registered model name that is safe in registry search filters and URIs."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+        raise PipelineError(
+            f"parameter model_name={name!r} is not a usable registered model name; "
+            "use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name

@@ -15,7 +15,7 @@ from mlflow.entities import Run
 
 from steps import cache
 from steps.errors import PipelineError
-from steps.names import OUTPUT_DIGEST_TAG, OUTPUTS_TAG, REUSED_FROM_TAG
+from steps.names import OUTPUT_DIGEST_TAG, OUTPUTS_TAG, REUSED_FROM_TAG, SUMMARY_TAG
 from steps.tracking import StepResult, step_run
 
 
@@ -80,15 +80,16 @@ class StepRunner:
     def _reuse(self, source: Run) -> StepResult:
         """Point this nested run at the run that did the work; do none of it."""
         tags = source.data.tags
-        mlflow.set_tags(
-            {
-                REUSED_FROM_TAG: source.info.run_id,
-                OUTPUTS_TAG: tags[OUTPUTS_TAG],
-                OUTPUT_DIGEST_TAG: tags[OUTPUT_DIGEST_TAG],
-            }
-        )
+        copied = {name: tags[name] for name in (OUTPUTS_TAG, OUTPUT_DIGEST_TAG, SUMMARY_TAG) if name in tags}
+        mlflow.set_tags({REUSED_FROM_TAG: source.info.run_id, **copied})
         outputs = json.loads(tags[OUTPUTS_TAG])
-        return StepResult(source.info.run_id, outputs, tags[OUTPUT_DIGEST_TAG], dict(source.data.metrics))
+        return StepResult(
+            source.info.run_id,
+            outputs,
+            tags[OUTPUT_DIGEST_TAG],
+            dict(source.data.metrics),
+            tags.get(SUMMARY_TAG, ""),
+        )
 
     def _why(self, name: str, parts: dict[str, Any]) -> str:
         if name in self.force:

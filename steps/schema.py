@@ -139,7 +139,7 @@ def _check_columns(raw: pd.DataFrame, label: str, columns: tuple[str, ...]) -> N
 
 def _check_missing(cells: pd.DataFrame, label: str, rows: RowNames) -> None:
     for column in cells.columns:
-        empty = cells.index[cells[column].str.lower().isin(MISSING_MARKERS)]
+        empty = cells.index[cells[column].isna() | cells[column].str.lower().isin(MISSING_MARKERS)]
         if len(empty):
             raise PipelineError(
                 f"{label}: column '{column}' has missing values on {describe_rows(empty, rows)}; "

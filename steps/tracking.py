@@ -22,7 +22,7 @@ import pandas as pd
 from steps import settings
 from steps.errors import PipelineError
 from steps.liveness import BEATING_RUNS, heartbeat, liveness_tags
-from steps.names import ENTRY_POINT_TAG, EXPERIMENT_NAME, OUTPUT_DIGEST_TAG, OUTPUTS_TAG
+from steps.names import ENTRY_POINT_TAG, EXPERIMENT_NAME, OUTPUT_DIGEST_TAG, OUTPUTS_TAG, SUMMARY_TAG
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class StepResult:
     outputs: dict[str, str]
     digest: str
     metrics: dict[str, float] = field(default_factory=dict)
+    summary: str = ""  # one line for the pipeline's summary: what the step decided
 
 
 @contextmanager
@@ -87,11 +88,12 @@ def step_run(entry_point: str) -> Iterator[mlflow.ActiveRun]:
 
 
 def record_outputs(
-    outputs: dict[str, str], files: list[Path] | None = None, digest: str | None = None
+    outputs: dict[str, str], files: list[Path] | None = None, digest: str | None = None, summary: str = ""
 ) -> str:
-    """Tag the active run with what it hands on and the sha256 of the files it produced."""
+    """Tag the active run with what it hands on, the sha256 of what it produced, and what it decided."""
     digest = digest or digest_files(files or [])
-    mlflow.set_tags({OUTPUTS_TAG: json.dumps(outputs, sort_keys=True), OUTPUT_DIGEST_TAG: digest})
+    tags = {OUTPUTS_TAG: json.dumps(outputs, sort_keys=True), OUTPUT_DIGEST_TAG: digest}
+    mlflow.set_tags(tags | ({SUMMARY_TAG: summary} if summary else {}))
     return digest
 
 

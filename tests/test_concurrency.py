@@ -69,7 +69,7 @@ def test_a_held_lock_makes_the_second_pipeline_wait_then_give_up(client, experim
     with (
         pytest.raises(
             PipelineError,
-            match=rf"another pipeline \(run first on .*pid {os.getpid()}\) still holds {LOCK}",
+            match=rf"another pipeline \(run first on .*pid {os.getpid()}\) still holds the lock {LOCK}",
         ),
         pipeline_lock(client, EXPERIMENT_NAME, "second", wait=1.5, stale_after=600),
     ):

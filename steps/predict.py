@@ -1,0 +1,111 @@
+"""predict: batch predictions for a CSV of raw hourly records, from a registered (or any logged) model.
+
+Parameters:
+    input: a CSV with the columns of hour.csv; casual, registered and cnt may be there and are ignored.
+    output: where to write the predictions: a CSV of the input's records and `predicted_cnt`, in input order.
+    model_uri: empty for the @champion of model_name, or any model URI (models:/<name>/<version>, ...).
+    model_name: the registered model whose champion is used by default.
+Logged: params (input, output, model_uri and the version it resolved to), tag input_sha256, metric rows.
+A bad record fails the run before anything is written, naming the column, the rule and the CSV lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from steps import settings
+from steps.errors import PipelineError
+from steps.models import model_inputs
+from steps.params import parse_model_name
+from steps.promotion import CHAMPION
+from steps.schema import parse_records, read_csv_text
+from steps.tracking import StepResult, argument_parser, load_model, run_cli, step_run
+
+log = logging.getLogger(__name__)
+PREDICTION_COLUMN = "predicted_cnt"
+
+
+def resolve_model(client: MlflowClient, model_uri: str, model_name: str) -> tuple[str, str]:
+    """The URI to load, pinned to a version when it names an alias, and the version it is."""
+    uri = model_uri or f"models:/{model_name}@{CHAMPION}"
+    name, alias = _split_alias(uri)
+    if alias is None:
+        return uri, uri.removeprefix("models:/") if uri.startswith("models:/") else "unregistered"
+    try:
+        version = client.get_model_version_by_alias(name, alias).version
+    except MlflowException:
+        raise PipelineError(
+            f"no version of registered model {name!r} has the alias @{alias}; run the pipeline first "
+            "(mlflow run .) or pass -P model_uri=<a model URI>"
+        ) from None
+    return f"models:/{name}/{version}", f"{name}/{version}"
+
+
+def _split_alias(uri: str) -> tuple[str, str | None]:
+    if uri.startswith("models:/") and "@" in uri:
+        name, _, alias = uri.removeprefix("models:/").partition("@")
+        return name, alias
+    return uri, None
+
+
+def predictions(records: pd.DataFrame, predicted: np.ndarray) -> pd.DataFrame:
+    """The records as the model took them, and the prediction for each."""
+    return model_inputs(records).assign(**{PREDICTION_COLUMN: np.asarray(predicted, dtype="float64")})
+
+
+def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
+    """Readers of `path` see the old file or the whole new one, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".partial", delete=False) as scratch:
+        table.to_csv(scratch, index=False)
+    os.replace(scratch.name, path)
+
+
+def predict(input_path: str, output_path: str, model_uri: str, model_name: str) -> StepResult:
+    """Read, check, predict and write, logging into the active run."""
+    source = Path(input_path)
+    if not source.is_file():
+        raise PipelineError(f"input {input_path} is not a file; pass -P input=<a CSV of hourly records>")
+    content = source.read_bytes()
+    records = parse_records(read_csv_text(content, str(source)), str(source))
+    uri, version = resolve_model(MlflowClient(), model_uri, model_name)
+    mlflow.log_params({"input": input_path, "output": output_path, "model_uri": uri})
+    mlflow.log_param("model_version", version)
+    mlflow.set_tag("input_sha256", hashlib.sha256(content).hexdigest())
+    predicted = load_model(uri).predict(model_inputs(records))
+    write_csv_atomically(predictions(records, predicted), Path(output_path))
+    mlflow.log_metric("rows", len(records))
+    log.info("Wrote %d predictions of %s to %s", len(records), version, output_path)
+    run_id = mlflow.active_run().info.run_id
+    return StepResult(run_id, {}, hashlib.sha256(Path(output_path).read_bytes()).hexdigest())
+
+
+def main() -> None:
+    defaults = settings.parameter_defaults("predict")
+    parser = argument_parser(__doc__)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--model_uri", default=defaults["model_uri"])
+    parser.add_argument("--model_name", default=defaults["model_name"])
+    args = parser.parse_args()
+
+    def work() -> None:
+        parse_model_name(args.model_name)
+        with step_run("predict"):
+            predict(args.input, args.output, args.model_uri, args.model_name)
+
+    run_cli(work)
+
+
+if __name__ == "__main__":
+    main()
