@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -108,3 +112,48 @@ def runs_by_entry_point(client: MlflowClient) -> dict[str, list[mlflow.entities.
     for run in client.search_runs([experiment.experiment_id], max_results=1000):
         grouped.setdefault(run.data.tags.get("mlflow.project.entryPoint", "?"), []).append(run)
     return grouped
+
+
+def wait_until_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    """Return once `url` answers; fail with the end of the server's log if it exits or never answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(log.read_text()[-3000:]) from None
+            time.sleep(0.5)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def tracking_server(tmp_path: Path) -> Iterator[str]:
+    """A real `mlflow server` on a free localhost port, with its own SQLite store and artifact folder."""
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    store = f"sqlite:///{tmp_path / 'server.db'}"
+    command = [
+        str(VENV_BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    command += ["--backend-store-uri", store, "--artifacts-destination", str(tmp_path / "artifacts")]
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_healthy(f"{url}/health", server, tmp_path / "server.log")
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+    log.close()

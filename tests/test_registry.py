@@ -1,0 +1,158 @@
+"""The Model Registry with real pipeline runs on the UCI data: the gate, champion vs challenger, lineage,
+idempotent reruns, and two registrations racing against a real tracking server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from steps import settings
+from steps.errors import PipelineError
+from steps.featurize import featurize
+from steps.ingest import ingest
+from steps.main import PipelineResult, make_plan, run_pipeline
+from steps.names import EXPERIMENT_NAME, SUMMARY_TAG
+from steps.params import validate_training
+from steps.train import train
+from tests.conftest import PROJECT_DIR, cli_environment
+
+NAME = settings.parameter_defaults("main")["model_name"]
+
+
+def pipeline(data: Path, model: str, **overrides: str) -> PipelineResult:
+    return run_pipeline(make_plan(str(data), "time", "92", model, overrides))
+
+
+def register_run(client: MlflowClient, result: PipelineResult) -> mlflow.entities.Run:
+    (record,) = [step for step in result.steps if step.name == "register"]
+    return client.get_run(record.run_id)
+
+
+def champion(client: MlflowClient) -> str:
+    return str(client.get_model_version_by_alias(NAME, "champion").version)
+
+
+def version_count(client: MlflowClient) -> int:
+    return len(client.search_model_versions(f"name = '{NAME}'"))
+
+
+def test_promotion_truth_table(client, experiment_id, real_data: Path) -> None:
+    first = pipeline(real_data, "ridge")
+    assert (
+        first.registry == f"registered {NAME} version 1 as @champion: first model: there is no champion yet"
+    )
+    assert champion(client) == "1"
+
+    clearly_better = pipeline(real_data, "xgb", learning_rate="0.09")
+    metrics = register_run(client, clearly_better).data.metrics
+    assert metrics["promotion_p_value"] <= 0.05
+    assert metrics["promotion_improvement_low"] > 0
+    assert metrics["promotion_champion_rmse"] == pytest.approx(first.metrics["rmse"])  # re-scored, same rows
+    assert clearly_better.registry.startswith(f"registered {NAME} version 2 as @champion (was version 1)")
+    assert champion(client) == "2"
+
+    worse = pipeline(real_data, "hgb")
+    metrics = register_run(client, worse).data.metrics
+    assert metrics["promotion_improvement"] < 0
+    assert worse.registry.startswith(f"registered {NAME} version 3 as @challenger: not better")
+    assert (champion(client), str(client.get_model_version_by_alias(NAME, "challenger").version)) == (
+        "2",
+        "3",
+    )
+
+    slightly_better = pipeline(real_data, "xgb")
+    metrics = register_run(client, slightly_better).data.metrics
+    assert 0 < metrics["promotion_improvement"] < 0.05 * metrics["promotion_champion_rmse"]
+    assert metrics["promotion_p_value"] > 0.05
+    assert slightly_better.registry.startswith(
+        f"registered {NAME} version 4 as @challenger: better, but not significantly"
+    )
+    assert champion(client) == "2"
+
+    identical = pipeline(real_data, "xgb")
+    assert {step.action for step in identical.steps} == {"reused"}
+    assert version_count(client) == 4
+
+    rejected = pipeline(real_data, "ridge", alpha="1000000")
+    assert rejected.registry.startswith("rejected, not registered: RMSE ")
+    assert "skill vs hour_workingday_mean" in rejected.registry
+    assert register_run(client, rejected).data.tags[SUMMARY_TAG] == rejected.registry
+    assert (version_count(client), champion(client)) == (4, "2")
+
+
+def test_a_version_carries_its_lineage(client, experiment_id, real_data: Path) -> None:
+    result = pipeline(real_data, "ridge")
+    version = client.get_model_version(NAME, "1")
+    tags = version.tags
+    assert tags["data_sha256"] == hashlib.sha256((real_data / "hour.csv").read_bytes()).hexdigest()
+    assert (tags["model"], json.loads(tags["hyperparameters"])) == ("ridge", {"alpha": "0.1"})
+    assert tags["parent_run_id"] == result.run_id
+    keys = {step.name: client.get_run(step.run_id).data.tags["pipeline.cache_key"] for step in result.steps}
+    assert {name: tags[f"cache_key.{name}"] for name in keys} == keys
+    assert float(tags["holdout.rmse"]) == pytest.approx(result.metrics["rmse"], abs=1e-4)
+    assert float(tags["holdout.skill_vs_last_week"]) == pytest.approx(
+        result.metrics["skill_vs_last_week"], abs=1e-4
+    )
+    assert "git_commit" in tags
+    assert tags["promotion"] == "@champion: first model: there is no champion yet"
+    train_run = client.get_run(version.run_id)
+    assert train_run.data.tags["mlflow.project.entryPoint"] == "train"
+
+
+def test_a_failing_step_leaves_the_registry_unchanged(
+    client, experiment_id, real_data: Path, tmp_path: Path
+) -> None:
+    pipeline(real_data, "ridge")
+    bad = tmp_path / "hour.csv"
+    last_hour = "\n17379,2012-12-31,1,1,12,23,"
+    bad.write_text((real_data / "hour.csv").read_text().replace(last_hour, last_hour.replace(",23,", ",25,")))
+    with pytest.raises(PipelineError, match=r"step ingest failed: .*column 'hr' is outside"):
+        pipeline(bad, "xgb")
+    assert (version_count(client), champion(client)) == (1, "1")
+
+
+@pytest.fixture
+def server_uri(tracking_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server)
+    mlflow.set_tracking_uri(tracking_server)
+    yield tracking_server
+    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_two_registrations_at_once_leave_the_better_model_champion(server_uri: str, real_data: Path) -> None:
+    mlflow.set_experiment(EXPERIMENT_NAME)
+    with mlflow.start_run():
+        table = ingest(str(real_data)).outputs["table"]
+    with mlflow.start_run():
+        features = featurize(table, "time", 92).outputs["features"]
+    models = {}
+    for model in ("hgb", "xgb"):
+        with mlflow.start_run():
+            models[model] = train(features, model, validate_training(model, {})).outputs["model"]
+    command = [sys.executable, "-m", "steps.register", "--features", features, "--model_uri"]
+    racers = [
+        subprocess.Popen(
+            [*command, uri],
+            cwd=PROJECT_DIR,
+            env=cli_environment(server_uri),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for uri in models.values()
+    ]
+    logs = [racer.communicate(timeout=300)[1] for racer in racers]
+    assert [racer.returncode for racer in racers] == [0, 0], logs
+    client = MlflowClient(server_uri)
+    assert client.get_model_version_by_alias(NAME, "champion").tags["model"] == "xgb"
+    summaries = [line for log in logs for line in log.splitlines() if f"registered {NAME} version" in line]
+    assert len(summaries) == 2, logs
+    # Without the registry lock both would see no champion yet, and both would claim to be the first.
+    assert sum("first model" in line for line in summaries) == 1, summaries
