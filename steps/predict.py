@@ -5,7 +5,7 @@ Parameters:
     output: where to write the predictions: a CSV of the input's records and `predicted_cnt`, in input order.
     model_uri: empty for the @champion of model_name, or any model URI (models:/<name>/<version>, ...).
     model_name: the registered model whose champion is used by default.
-Logged: params (input, output, model_uri and the version it resolved to), tag input_sha256, metric rows.
+Logged: params resolved_model_uri and model_version, tags input_sha256 and input_path, metric rows.
 A bad record fails the run before anything is written, naming the column, the rule and the CSV lines.
 """
 
@@ -79,9 +79,9 @@ def predict(input_path: str, output_path: str, model_uri: str, model_name: str) 
     content = source.read_bytes()
     records = parse_records(read_csv_text(content, str(source)), str(source))
     uri, version = resolve_model(MlflowClient(), model_uri, model_name)
-    mlflow.log_params({"input": input_path, "output": output_path, "model_uri": uri})
-    mlflow.log_param("model_version", version)
-    mlflow.set_tag("input_sha256", hashlib.sha256(content).hexdigest())
+    # `mlflow run` logs the parameters as given; this logs what they resolved to.
+    mlflow.log_params({"resolved_model_uri": uri, "model_version": version})
+    mlflow.set_tags({"input_sha256": hashlib.sha256(content).hexdigest(), "input_path": input_path})
     predicted = load_model(uri).predict(model_inputs(records))
     write_csv_atomically(predictions(records, predicted), Path(output_path))
     mlflow.log_metric("rows", len(records))
