@@ -43,6 +43,7 @@ format: install ## Format and fix what ruff can
 bench: install ## Benchmarks: pipeline vs a script without MLflow; reused rerun vs cold; cache lookup
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.rerun
+	$(BIN)/python -m bench.serving
 
 ui: install ## Open the MLflow UI on the local tracking store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db

@@ -11,6 +11,7 @@ import io
 from dataclasses import dataclass
 
 import pandas as pd
+from pandas.api.types import is_float_dtype, is_integer_dtype, is_numeric_dtype
 
 from steps.errors import PipelineError
 
@@ -94,16 +95,18 @@ def parse_hourly(raw: pd.DataFrame, label: str) -> pd.DataFrame:
 def parse_records(
     raw: pd.DataFrame, label: str, columns: tuple[str, ...] = MODEL_INPUT_COLUMNS, rows: RowNames = CSV_LINES
 ) -> pd.DataFrame:
-    """Validate string cells against the hour.csv contract and return the typed `columns`, in input order.
+    """Validate cells against the hour.csv contract and return the typed `columns`, in input order.
 
-    For model input (the default `columns`) the count columns of hour.csv may be present; they are dropped.
+    Cells are text (a CSV read by read_csv_text) or already typed (a parsed JSON request): numeric columns
+    skip the text parsing, and get the same checks. For model input (the default `columns`) the count
+    columns of hour.csv may be present; they are dropped.
     """
     if raw.empty and len(raw.columns) == 0:
         raise PipelineError(f"{label} holds no records; send records with the columns {','.join(columns)}")
     _check_columns(raw, label, columns)
     if raw.empty:
         raise PipelineError(f"{label} has a header but no data rows")
-    cells = raw.loc[:, list(columns)].apply(lambda column: column.str.strip())
+    cells = raw.loc[:, list(columns)].apply(_stripped_text_or_numbers)
     _check_missing(cells, label, rows)
     typed = pd.DataFrame(index=cells.index)
     for column in columns:
@@ -137,9 +140,18 @@ def _check_columns(raw: pd.DataFrame, label: str, columns: tuple[str, ...]) -> N
         )
 
 
+def _stripped_text_or_numbers(cells: pd.Series) -> pd.Series:
+    if is_integer_dtype(cells.dtype) or is_float_dtype(cells.dtype):
+        return cells
+    return cells.astype(str).str.strip()  # bools and anything else become text, and are checked as such
+
+
 def _check_missing(cells: pd.DataFrame, label: str, rows: RowNames) -> None:
     for column in cells.columns:
-        empty = cells.index[cells[column].isna() | cells[column].str.lower().isin(MISSING_MARKERS)]
+        missing = cells[column].isna()
+        if not is_numeric_dtype(cells[column].dtype):
+            missing |= cells[column].str.lower().isin(MISSING_MARKERS)
+        empty = cells.index[missing]
         if len(empty):
             raise PipelineError(
                 f"{label}: column '{column}' has missing values on {describe_rows(empty, rows)}; "
@@ -153,12 +165,17 @@ def _parse_column(cells: pd.Series, column: str, label: str, rows: RowNames) -> 
         _reject(cells, dates.isna(), label, column, "is not a date in YYYY-MM-DD form", rows=rows)
         return dates
     if column in INTEGER_RANGES:
-        numbers = pd.to_numeric(cells.where(cells.str.fullmatch(r"[+-]?\d+")), errors="coerce")
+        if is_integer_dtype(cells.dtype):
+            numbers = cells
+        elif is_float_dtype(cells.dtype):
+            numbers = cells.where(cells == cells.round())
+        else:
+            numbers = pd.to_numeric(cells.where(cells.str.fullmatch(r"[+-]?\d+")), errors="coerce")
         _reject(cells, numbers.isna(), label, column, "is not a whole number", rows=rows)
         low, high = INTEGER_RANGES[column]
         values = numbers.astype("int64")
     else:
-        numbers = pd.to_numeric(cells, errors="coerce")
+        numbers = cells if is_numeric_dtype(cells.dtype) else pd.to_numeric(cells, errors="coerce")
         _reject(cells, numbers.isna(), label, column, "is not a number", rows=rows)
         low, high = FLOAT_RANGES[column]
         values = numbers.astype("float64")

@@ -68,9 +68,8 @@ def checked_records(model_input: Any) -> pd.DataFrame:
             f"send a table of records (dataframe_split or dataframe_records) with the columns "
             f"{','.join(MODEL_INPUT_COLUMNS)}"
         )
-    cells = model_input.rename(columns=str).astype(str)
     try:
-        return parse_records(cells, REQUEST_LABEL, rows=REQUEST_RECORDS)
+        return parse_records(model_input.rename(columns=str), REQUEST_LABEL, rows=REQUEST_RECORDS)
     except PipelineError as error:
         raise InvalidRecords(str(error)) from None
 
