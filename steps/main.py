@@ -165,7 +165,11 @@ def summary(result: PipelineResult) -> str:
         lines.append(
             f"  vs {name}: RMSE {m[f'baseline_{name}_rmse']:.1f}, skill {m[f'skill_vs_{name}']:+.1%}"
         )
-    lines.append(f"Registry: {result.registry}")
+    register = next(step for step in result.steps if step.name == "register")
+    if register.action == "reused":
+        lines.append(f"Registry: nothing registered, the inputs are unchanged; last time: {result.registry}")
+    else:
+        lines.append(f"Registry: {result.registry}")
     lines.append(f"Look: mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}")
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from steps import settings
 from steps.errors import PipelineError
 from steps.main import PipelineResult, make_plan, run_pipeline, summary
-from steps.names import BASELINES, DATASET_NAME, METRICS, STEPS
+from steps.names import BASELINES, DATASET_NAME, METRICS, STEPS, SUMMARY_TAG
 from steps.sources import cache_dir
 from tests.conftest import runs_by_entry_point
 from tests.synthetic import hourly_table, write_csv
@@ -36,7 +36,7 @@ def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -
     return found
 
 
-def test_pipeline_logs_one_parent_and_four_finished_steps(client, experiment_id, small_csv: Path) -> None:
+def test_pipeline_logs_one_parent_and_a_finished_run_per_step(client, experiment_id, small_csv: Path) -> None:
     result = pipeline(str(small_csv), "time", "7", "ridge", FAST)
     runs = runs_by_entry_point(client)
     assert sorted(runs) == sorted(["main", *STEPS])
@@ -49,7 +49,7 @@ def test_pipeline_logs_one_parent_and_four_finished_steps(client, experiment_id,
         assert run.info.experiment_id == experiment_id
     assert [s.name for s in result.steps] == list(STEPS)
 
-    ingest, featurize, train, evaluate = (runs[step][0] for step in STEPS)
+    ingest, featurize, train, evaluate, register = (runs[step][0] for step in STEPS)
     assert "data/hour.parquet" in artifact_paths(client, ingest.info.run_id)
     (dataset_input,) = ingest.inputs.dataset_inputs
     assert dataset_input.dataset.name == DATASET_NAME
@@ -65,6 +65,7 @@ def test_pipeline_logs_one_parent_and_four_finished_steps(client, experiment_id,
     plots = {"plots/predicted_vs_actual.png", "plots/last_two_weeks.png", "plots/error_by_hour.png"}
     assert plots | {"report.html", "predictions.parquet"} <= artifact_paths(client, evaluate.info.run_id)
     assert evaluate.data.metrics["rmse"] < evaluate.data.metrics["baseline_last_week_rmse"]
+    assert register.data.tags[SUMMARY_TAG] == result.registry
     assert f"Holdout: RMSE {result.metrics['rmse']:.1f}" in summary(result)
 
 

@@ -17,7 +17,7 @@ from steps import settings
 from steps.errors import PipelineError
 from steps.featurize import featurize
 from steps.ingest import ingest
-from steps.main import PipelineResult, make_plan, run_pipeline
+from steps.main import PipelineResult, make_plan, run_pipeline, summary
 from steps.names import EXPERIMENT_NAME, SUMMARY_TAG
 from steps.params import validate_training
 from steps.train import train
@@ -78,6 +78,7 @@ def test_promotion_truth_table(client, experiment_id, real_data: Path) -> None:
 
     identical = pipeline(real_data, "xgb")
     assert {step.action for step in identical.steps} == {"reused"}
+    assert "Registry: nothing registered, the inputs are unchanged; last time: " in summary(identical)
     assert version_count(client) == 4
 
     rejected = pipeline(real_data, "ridge", alpha="1000000")

@@ -64,12 +64,14 @@ def test_reuse_truth_table(client, experiment_id, tmp_path: Path) -> None:
         "featurize": "reused",
         "train": "ran",
         "evaluate": "ran",
+        "register": "ran",
     }
     assert rerun(force="train") == {
         "ingest": "reused",
         "featurize": "reused",
         "train": "ran",
         "evaluate": "ran",
+        "register": "ran",
     }
     assert rerun(force="true") == ALL_RAN
     write_csv(hourly_table(days=43), data)  # one more day at the same path
@@ -161,6 +163,7 @@ def test_code_changes(client, tracking_uri: str, tmp_path: Path, small_csv: Path
         "featurize": "ran",
         "train": "ran",
         "evaluate": "ran",
+        "register": "ran",
     }
     assert "code: steps/featurize.py" in result.stdout
     assert "inputs: features" in result.stdout
@@ -168,7 +171,7 @@ def test_code_changes(client, tracking_uri: str, tmp_path: Path, small_csv: Path
     featurize.write_text(featurize.read_text() + "\n# a comment changes the code, not the output\n")
     run_module(project, tracking_uri, small_csv)
     assert actions(client, newest_parent(client)) == {
-        "ingest": "reused", "featurize": "ran", "train": "reused", "evaluate": "reused",
+        "ingest": "reused", "featurize": "ran", "train": "reused", "evaluate": "reused", "register": "reused",
     }  # fmt: skip
 
 
@@ -215,6 +218,7 @@ def test_sigterm_during_train_then_resume(client, tracking_uri: str, small_csv: 
         "featurize": "reused",
         "train": "ran",
         "evaluate": "ran",
+        "register": "ran",
     }
 
 
