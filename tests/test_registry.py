@@ -80,6 +80,9 @@ def test_promotion_truth_table(client, experiment_id, real_data: Path) -> None:
     assert {step.action for step in identical.steps} == {"reused"}
     assert "Registry: nothing registered, the inputs are unchanged; last time: " in summary(identical)
     assert version_count(client) == 4
+    retrained = run_pipeline(make_plan(str(real_data), "time", "92", "xgb", {}, force="true"))
+    assert retrained.registry == "version 4 (@challenger) already holds this model; nothing registered"
+    assert version_count(client) == 4
 
     rejected = pipeline(real_data, "ridge", alpha="1000000")
     assert rejected.registry.startswith("rejected, not registered: RMSE ")

@@ -20,6 +20,7 @@ from mlflow.exceptions import MlflowException
 from steps import settings
 from steps.main import make_plan, run_pipeline
 from steps.models import model_inputs
+from steps.names import EXPERIMENT_NAME
 from steps.schema import MODEL_INPUT_COLUMNS, parse_hourly, read_csv_text
 from steps.serving import InvalidRecords, checked_records, load_pipeline
 from steps.train import fit
@@ -46,6 +47,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> Iterato
         patch.chdir(folder)
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         mlflow.set_tracking_uri(uri)
+        mlflow.set_experiment(EXPERIMENT_NAME)  # not the experiment id an earlier test left active
         run_pipeline(make_plan(str(real_data), "time", "92", "ridge", {}))
         for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
             os.environ.pop(name, None)
