@@ -62,16 +62,22 @@ def _run_id(log: str) -> str:
     return re.search(r"Run \(ID '(\w+)'\) succeeded", log).group(1)
 
 
+def hour_csv_from_environment() -> Path:
+    """The hour.csv that BIKE_SHARING_DATA names (the file, or a folder holding it); exit if none."""
+    data = Path(os.environ.get("BIKE_SHARING_DATA", ""))
+    hour_csv = data / "hour.csv" if data.is_dir() else data
+    if not hour_csv.is_file():
+        sys.exit("set BIKE_SHARING_DATA to the UCI data (a folder holding hour.csv, or hour.csv)")
+    return hour_csv
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each side (default 3)")
     args = parser.parse_args()
-    data = Path(os.environ.get("BIKE_SHARING_DATA", ""))
-    hour_csv = data / "hour.csv" if data.is_dir() else data
-    if not hour_csv.is_file():
-        sys.exit("set BIKE_SHARING_DATA to the UCI data (a folder holding hour.csv, or hour.csv)")
+    hour_csv = hour_csv_from_environment()
     scratch = Path(tempfile.mkdtemp(prefix="bench-"))
     environment = os.environ | {
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",

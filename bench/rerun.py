@@ -24,7 +24,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from bench.pipeline import BIN, PROJECT_DIR, mlflow_run_command, timed
+from bench.pipeline import BIN, PROJECT_DIR, hour_csv_from_environment, mlflow_run_command, timed
 from steps.cache import find_reusable, key_tags
 from steps.names import CACHE_KEY_TAG, ENTRY_POINT_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG, STEPS
 
@@ -119,10 +119,7 @@ def main() -> None:
     parser.add_argument("--skip-rerun", action="store_true", help="only (2)")
     args = parser.parse_args()
     if not args.skip_rerun:
-        data = Path(os.environ.get("BIKE_SHARING_DATA", ""))
-        hour_csv = data / "hour.csv" if data.is_dir() else data
-        if not hour_csv.is_file():
-            sys.exit("set BIKE_SHARING_DATA to the UCI data (a folder holding hour.csv, or hour.csv)")
+        hour_csv = hour_csv_from_environment()
         rerun_ratio(hour_csv, args.rounds)
     lookup_ratios(args.repeat)
 

@@ -27,7 +27,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from bench.pipeline import BIN
+from bench.pipeline import BIN, hour_csv_from_environment
 from steps import settings
 from steps.main import make_plan, run_pipeline
 from steps.models import model_inputs
@@ -93,10 +93,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=500, help="1-row requests (default 500)")
     parser.add_argument("--batches", type=int, default=30, help="1,000-row requests (default 30)")
     args = parser.parse_args()
-    data = Path(os.environ.get("BIKE_SHARING_DATA", ""))
-    hour_csv = data / "hour.csv" if data.is_dir() else data
-    if not hour_csv.is_file():
-        sys.exit("set BIKE_SHARING_DATA to the UCI data (a folder holding hour.csv, or hour.csv)")
+    hour_csv = hour_csv_from_environment()
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     uri = f"sqlite:///{scratch / 'mlflow.db'}"
