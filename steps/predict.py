@@ -58,11 +58,6 @@ def _split_alias(uri: str) -> tuple[str, str | None]:
     return uri, None
 
 
-def predictions(records: pd.DataFrame, predicted: np.ndarray) -> pd.DataFrame:
-    """The records as the model took them, and the prediction for each."""
-    return model_inputs(records).assign(**{PREDICTION_COLUMN: np.asarray(predicted, dtype="float64")})
-
-
 def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
     """Readers of `path` see the old file or the whole new one, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,8 +77,9 @@ def predict(input_path: str, output_path: str, model_uri: str, model_name: str) 
     # `mlflow run` logs the parameters as given; this logs what they resolved to.
     mlflow.log_params({"resolved_model_uri": uri, "model_version": version})
     mlflow.set_tags({"input_sha256": hashlib.sha256(content).hexdigest(), "input_path": input_path})
-    predicted = load_model(uri).predict(model_inputs(records))
-    write_csv_atomically(predictions(records, predicted), Path(output_path))
+    inputs = model_inputs(records)
+    predicted = np.asarray(load_model(uri).predict(inputs), dtype="float64")
+    write_csv_atomically(inputs.assign(**{PREDICTION_COLUMN: predicted}), Path(output_path))
     mlflow.log_metric("rows", len(records))
     log.info("Wrote %d predictions of %s to %s", len(records), version, output_path)
     run_id = mlflow.active_run().info.run_id

@@ -28,7 +28,7 @@ from steps.schema import MODEL_INPUT_COLUMNS, REQUEST_RECORDS, parse_records
 SKOPS_FILE = "model.skops"
 REQUEST_LABEL = "request"
 # The types a saved pipeline of any model in steps/models.py is built from, beyond those skops trusts by
-# default. tests/test_serving.py checks this list against every model; a type missing here fails loading
+# default. tests/test_models.py saves and loads every model with it; a type missing here fails loading
 # with a clear error rather than running code the list does not name.
 TRUSTED_TYPES = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",

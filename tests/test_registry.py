@@ -104,10 +104,11 @@ def test_a_version_carries_its_lineage(client, experiment_id, real_data: Path) -
     assert float(tags["holdout.skill_vs_last_week"]) == pytest.approx(
         result.metrics["skill_vs_last_week"], abs=1e-4
     )
-    assert "git_commit" in tags
     assert tags["promotion"] == "@champion: first model: there is no champion yet"
     train_run = client.get_run(version.run_id)
     assert train_run.data.tags["mlflow.project.entryPoint"] == "train"
+    assert tags["train_run_id"] == train_run.info.run_id
+    assert tags["git_commit"] == train_run.data.tags.get("mlflow.source.git.commit", "unknown")
 
 
 def test_a_failing_step_leaves_the_registry_unchanged(
