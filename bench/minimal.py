@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from xgboost import XGBRegressor
 
-from steps.features import derive_features
-from steps.settings import config, parameter_defaults
+from demand.features import derive_features
+from plumbing.settings import config, parameter_defaults
 
 
 def main() -> None:

@@ -28,10 +28,10 @@ import numpy as np
 import pandas as pd
 
 from bench.pipeline import BIN, hour_csv_from_environment
-from steps import settings
-from steps.main import make_plan, run_pipeline
-from steps.models import model_inputs
-from steps.schema import parse_hourly, read_csv_text
+from demand.schema import model_inputs, parse_hourly, read_csv_text
+from plumbing import settings
+from plumbing.params import make_plan
+from steps.main import run_pipeline
 
 BATCH_ROWS = 1000
 NO_PICKLE = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}

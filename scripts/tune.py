@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import TimeSeriesSplit
 
-from steps import settings
-from steps.featurize import split_table
-from steps.models import build_model, model_inputs
-from steps.schema import TARGET, parse_hourly, read_csv_text
+from demand.models import build_model
+from demand.schema import TARGET, model_inputs, parse_hourly, read_csv_text
+from demand.split import split_table
+from plumbing import settings
 
 FOLDS = 4
 FOLD_DAYS = 42

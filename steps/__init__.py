@@ -1,1 +1,1 @@
-"""Hourly bike-rental demand pipeline: one module per MLflow entry point plus small shared helpers."""
+"""One module per MLproject entry point, and nothing else: each is a thin CLI over demand and plumbing."""

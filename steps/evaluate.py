@@ -12,63 +12,30 @@ Artifacts:
 
 from __future__ import annotations
 
-import io
 import logging
 import tempfile
 from pathlib import Path
 
 import mlflow
-import numpy as np
-import pandas as pd
-from matplotlib import pyplot as plt
-from matplotlib.figure import Figure
 
-from steps import metrics, plots, settings
-from steps.models import feature_importances, model_inputs
-from steps.names import (
+from demand import metrics
+from demand.models import feature_importances
+from demand.plots import evaluation_figures, png_bytes
+from demand.report import render_report
+from demand.schema import model_inputs
+from plumbing import settings
+from plumbing.cli import argument_parser, run_cli
+from plumbing.names import (
     FEATURES_DIR,
     PLOTS_DIR,
     PREDICTIONS_ARTIFACT,
     REPORT_ARTIFACT,
     TEST_FILE,
     TRAIN_FILE,
-)  # fmt: skip
-from steps.report import render_report
-from steps.schema import TARGET
-from steps.tracking import (
-    StepResult,
-    argument_parser,
-    artifact_uri,
-    load_model,
-    read_table,
-    record_outputs,
-    run_cli,
-    step_run,
-)  # fmt: skip
+)
+from plumbing.tracking import StepResult, artifact_uri, load_model, read_table, record_outputs, step_run
 
 log = logging.getLogger(__name__)
-
-
-def draw_figures(
-    test: pd.DataFrame, predicted: np.ndarray, importances: pd.Series | None
-) -> dict[str, Figure]:
-    days = settings.config()["evaluate"]["plot_days"]
-    actual = test[TARGET].to_numpy()
-    figures = {
-        "predicted_vs_actual": plots.predicted_vs_actual(actual, predicted),
-        "last_two_weeks": plots.recent_weeks(metrics.timestamps(test), actual, predicted, days),
-        "error_by_hour": plots.error_by_hour(metrics.error_by_hour(test, predicted)),
-    }
-    if importances is not None:
-        figures["feature_importance"] = plots.feature_importance(importances)
-    return figures
-
-
-def png_bytes(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return buffer.getvalue()
 
 
 def evaluate(features: str, model_uri: str) -> StepResult:
@@ -80,9 +47,10 @@ def evaluate(features: str, model_uri: str) -> StepResult:
     scores = metrics.holdout_scores(train, test, model.predict(model_inputs(test)))
     mlflow.log_metrics(scores.metrics)
     importances = feature_importances(model.get_raw_model())
-    pictures = {
-        name: png_bytes(figure) for name, figure in draw_figures(test, scores.predicted, importances).items()
-    }
+    figures = evaluation_figures(
+        test, scores.predicted, importances, settings.config()["evaluate"]["plot_days"]
+    )
+    pictures = {name: png_bytes(figure) for name, figure in figures.items()}
     context = {
         "model": model_uri,
         "test rows": f"{len(test)} ({test['dteday'].min().date()} to {test['dteday'].max().date()})",

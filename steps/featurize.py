@@ -18,60 +18,16 @@ import tempfile
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 
-from steps import settings
-from steps.errors import PipelineError
-from steps.features import FEATURE_DESCRIPTIONS, derive_features
-from steps.names import FEATURES_DESCRIPTION_FILE, FEATURES_DIR, TABLE_ARTIFACT, TEST_FILE, TRAIN_FILE
-from steps.params import validate_split
-from steps.tracking import (
-    StepResult,
-    argument_parser,
-    artifact_uri,
-    read_table,
-    record_outputs,
-    run_cli,
-    step_run,
-)
+from demand.features import describe_features
+from demand.split import describe_split, split_table
+from plumbing import settings
+from plumbing.cli import argument_parser, run_cli
+from plumbing.names import FEATURES_DESCRIPTION_FILE, FEATURES_DIR, TABLE_ARTIFACT, TEST_FILE, TRAIN_FILE
+from plumbing.params import validate_split
+from plumbing.tracking import StepResult, artifact_uri, read_table, record_outputs, step_run
 
 log = logging.getLogger(__name__)
-KAGGLE_LAST_TRAIN_DAY = 19  # Kaggle "Bike Sharing Demand": days 1-19 of each month train, 20+ test
-
-
-def split_table(table: pd.DataFrame, split: str, test_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train and test rows. `time` holds out the last `test_days` calendar days of the data."""
-    if split == "kaggle":
-        is_test = table["dteday"].dt.day > KAGGLE_LAST_TRAIN_DAY
-    else:
-        days = table["dteday"].nunique()
-        if test_days >= days:
-            raise PipelineError(
-                f"parameter test_days={test_days} leaves no training rows: the table spans {days} days"
-            )
-        first_test_day = table["dteday"].max() - pd.Timedelta(days=test_days - 1)
-        is_test = table["dteday"] >= first_test_day
-    train, test = table[~is_test].reset_index(drop=True), table[is_test].reset_index(drop=True)
-    if train.empty or test.empty:
-        side = "training" if train.empty else "test"
-        raise PipelineError(f"split={split} leaves no {side} rows in this data; choose the other split")
-    return train, test
-
-
-def describe_features(train: pd.DataFrame) -> dict[str, dict[str, object]]:
-    """How each feature is made and its range on the training rows."""
-    matrix = derive_features(train)
-    return {
-        name: {"description": text, "min": float(matrix[name].min()), "max": float(matrix[name].max())}
-        for name, text in FEATURE_DESCRIPTIONS.items()
-    }
-
-
-def describe_split(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, str]:
-    def span(frame: pd.DataFrame) -> str:
-        return f"{frame['dteday'].min().date()}..{frame['dteday'].max().date()}"
-
-    return {"train_period": span(train), "test_period": span(test)}
 
 
 def featurize(table: str, split: str, test_days: int) -> StepResult:

@@ -16,32 +16,23 @@ import warnings
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 
-from steps import settings
-from steps.names import DATASET_NAME, TABLE_ARTIFACT
-from steps.schema import TARGET, parse_hourly, read_csv_text
-from steps.sources import HourlyBytes, fetch_hourly, is_url
-from steps.tracking import StepResult, argument_parser, artifact_uri, record_outputs, run_cli, step_run
+from demand.schema import TARGET
+from demand.sources import HourlyBytes, describe_table, hourly_table, is_url
+from plumbing import settings
+from plumbing.cli import argument_parser, run_cli
+from plumbing.names import DATASET_NAME, TABLE_ARTIFACT
+from plumbing.tracking import StepResult, artifact_uri, record_outputs, step_run
 
 log = logging.getLogger(__name__)
 DIGEST_LENGTH = 32  # MLflow stores at most 36 characters of a dataset digest; the full sha256 is a tag
 
 
-def load_table(hourly: HourlyBytes) -> pd.DataFrame:
-    """The validated, typed, time-ordered table from the raw bytes of hour.csv."""
-    return parse_hourly(read_csv_text(hourly.content, hourly.label), hourly.label)
-
-
-def summarize(table: pd.DataFrame) -> dict[str, float]:
-    return {"rows": len(table), "days": table["dteday"].nunique(), "cnt_total": float(table[TARGET].sum())}
-
-
 def ingest(data: str, hourly: HourlyBytes | None = None) -> StepResult:
     """Fetch (unless `hourly` was fetched already), validate and log the data in the active run."""
     mlflow.log_param("data", data)
-    hourly = hourly or fetch_hourly(data)
-    table = load_table(hourly)
+    hourly = hourly or settings.fetch_data(data)
+    table = hourly_table(hourly)
     mlflow.log_params(
         {
             "data_source": hourly.source,
@@ -51,7 +42,7 @@ def ingest(data: str, hourly: HourlyBytes | None = None) -> StepResult:
             "last_day": str(table["dteday"].max().date()),
         }
     )
-    mlflow.log_metrics(summarize(table))
+    mlflow.log_metrics(describe_table(table))
     run_id = mlflow.active_run().info.run_id
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / Path(TABLE_ARTIFACT).name

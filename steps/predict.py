@@ -21,41 +21,17 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
-from steps import settings
-from steps.errors import PipelineError
-from steps.models import model_inputs
-from steps.params import parse_model_name
-from steps.promotion import CHAMPION
-from steps.schema import parse_records, read_csv_text
-from steps.tracking import StepResult, argument_parser, load_model, run_cli, step_run
+from demand.errors import PipelineError
+from demand.schema import model_inputs, parse_records, read_csv_text
+from plumbing import settings
+from plumbing.cli import argument_parser, run_cli
+from plumbing.params import parse_model_name
+from plumbing.registry import resolve_model
+from plumbing.tracking import StepResult, load_model, step_run
 
 log = logging.getLogger(__name__)
 PREDICTION_COLUMN = "predicted_cnt"
-
-
-def resolve_model(client: MlflowClient, model_uri: str, model_name: str) -> tuple[str, str]:
-    """The URI to load, pinned to a version when it names an alias, and the version it is."""
-    uri = model_uri or f"models:/{model_name}@{CHAMPION}"
-    name, alias = _split_alias(uri)
-    if alias is None:
-        return uri, uri.removeprefix("models:/") if uri.startswith("models:/") else "unregistered"
-    try:
-        version = client.get_model_version_by_alias(name, alias).version
-    except MlflowException:
-        raise PipelineError(
-            f"no version of registered model {name!r} has the alias @{alias}; run the pipeline first "
-            "(mlflow run .) or pass -P model_uri=<a model URI>"
-        ) from None
-    return f"models:/{name}/{version}", f"{name}/{version}"
-
-
-def _split_alias(uri: str) -> tuple[str, str | None]:
-    if uri.startswith("models:/") and "@" in uri:
-        name, _, alias = uri.removeprefix("models:/").partition("@")
-        return name, alias
-    return uri, None
 
 
 def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:

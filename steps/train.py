@@ -5,16 +5,14 @@ Parameters:
     model: xgb (default), rf, hgb or ridge.
     <hyperparameter>: any hyperparameter of that model in config.yaml, e.g. `-P max_depth=8`.
 Artifacts:
-    model: an MLflow pyfunc model (steps/serving.py) around the scikit-learn pipeline saved with skops;
+    model: an MLflow pyfunc model (serving/model.py) around the scikit-learn pipeline saved with skops;
         it takes raw hourly records, checks them, and predicts counts. It carries an input example, an
-        output signature, and the project's `steps` package as code.
+        output signature, and the packages `serving` and `demand` as its code.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -25,35 +23,25 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from steps import settings
-from steps.metrics import regression_metrics
-from steps.models import build_model, model_inputs
-from steps.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
-from steps.params import parse_overrides, validate_training
-from steps.schema import MODEL_INPUT_COLUMNS, TARGET
-from steps.serving import SKOPS_FILE, save_pipeline
-from steps.tracking import StepResult, argument_parser, read_table, record_outputs, run_cli, step_run
+from demand.metrics import regression_metrics
+from demand.models import fit, model_digest
+from demand.schema import MODEL_INPUT_COLUMNS, TARGET, model_inputs
+from plumbing import settings
+from plumbing.cli import argument_parser, run_cli
+from plumbing.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
+from plumbing.params import parse_overrides, validate_training
+from plumbing.tracking import StepResult, read_table, record_outputs, step_run
+from serving.model import CODE_PACKAGES, LOADER_MODULE, SKOPS_FILE, save_pipeline
 
 log = logging.getLogger(__name__)
 INPUT_EXAMPLE_ROWS = 5
 
 
-def fit(train: pd.DataFrame, model: str, hyperparameters: dict[str, Any], seed: int) -> Any:
-    """The fitted pipeline (pure: no tracking, no files)."""
-    return build_model(model, hyperparameters, seed).fit(model_inputs(train), train[TARGET])
-
-
-def model_digest(pipeline: Any) -> str:
-    """sha256 of the fitted model's state. The saved files carry timestamps; the fitted trees and
-    coefficients do not, so the same inputs give the same digest."""
-    return hashlib.sha256(pickle.dumps(pipeline, protocol=5)).hexdigest()
-
-
 def log_model(pipeline: Any, example: pd.DataFrame) -> mlflow.models.model.ModelInfo:
-    """Log the pipeline as the pyfunc model of steps/serving.py.
+    """Log the pipeline as the pyfunc model of serving/model.py.
 
     The signature declares only the output: the records are checked by the model itself (see
-    steps/serving.py), so that a bad request gets a message naming the column and rule, not MLflow's
+    serving/model.py), so that a bad request gets a message naming the column and rule, not MLflow's
     schema error quoting the request.
     """
     with tempfile.TemporaryDirectory() as scratch:
@@ -61,13 +49,13 @@ def log_model(pipeline: Any, example: pd.DataFrame) -> mlflow.models.model.Model
         save_pipeline(pipeline, saved)
         return mlflow.pyfunc.log_model(
             name=MODEL_NAME,
-            loader_module="steps.serving",
+            loader_module=LOADER_MODULE,
             data_path=str(saved),
-            code_paths=[str(Path(__file__).parent)],
+            code_paths=[str(settings.PROJECT_DIR / package) for package in CODE_PACKAGES],
             pip_requirements=str(settings.REQUIREMENTS_FILE),
             signature=ModelSignature(outputs=Schema([ColSpec("double", "predicted_cnt")])),
             input_example=example,
-            metadata={"input_columns": list(MODEL_INPUT_COLUMNS), "contract": "steps/schema.py"},
+            metadata={"input_columns": list(MODEL_INPUT_COLUMNS), "contract": "demand/schema.py"},
         )
 
 

@@ -1,13 +1,11 @@
-"""Fixtures: a private tracking store per test, the real data when present, and the `mlflow run` CLI."""
+"""Fixtures: a private tracking store per test, the real data when present, a real tracking server.
+Tests under tests/e2e/ are marked `e2e`: `pytest -m "not e2e"` is the fast loop."""
 
 from __future__ import annotations
 
 import os
-import socket
+import shutil
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,17 +13,44 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from steps.names import EXPERIMENT_NAME
+from demand.sources import DATA_ENV_VAR
+from plumbing.names import EXPERIMENT_NAME
+from tests.helpers import VENV_BIN, free_port, wait_until_healthy
 from tests.synthetic import hourly_table, write_csv
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
-VENV_BIN = Path(sys.executable).parent
-CLI_TIMEOUT_SECONDS = 900
+E2E_DIR = Path(__file__).resolve().parent / "e2e"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A relative BIKE_SHARING_DATA means relative to where pytest started: the tests change directory."""
+    value = os.environ.get(DATA_ENV_VAR, "")
+    if value and not Path(value).is_absolute():
+        os.environ[DATA_ENV_VAR] = str(Path(value).resolve())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e/ goes through real CLIs and servers: mark it e2e."""
+    for item in items:
+        if E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite store that MLflow has created and migrated once. Copying it costs milliseconds; creating
+    a store runs MLflow's schema migrations, over a second each time."""
+    folder = tmp_path_factory.mktemp("empty-store")
+    path = folder / "mlflow.db"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # the Default experiment's artifacts, never used by the tests, land here
+        MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
 
 
 @pytest.fixture
-def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> str:
     """A fresh SQLite store with artifacts under tmp_path, for this process and any child process."""
+    shutil.copyfile(empty_store, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.chdir(tmp_path)  # the store's default artifact root, ./mlruns, lands in tmp_path
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -51,7 +76,7 @@ def client(tracking_uri: str) -> MlflowClient:
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The UCI data named by BIKE_SHARING_DATA. Under CI its absence is a failure, not a skip."""
-    value = os.environ.get("BIKE_SHARING_DATA", "")
+    value = os.environ.get(DATA_ENV_VAR, "")
     if value and Path(value).exists():
         return Path(value)
     if os.environ.get("CI"):
@@ -63,74 +88,6 @@ def real_data() -> Path:
 def small_csv(tmp_path: Path) -> Path:
     """Six weeks of valid synthetic hourly data."""
     return write_csv(hourly_table(), tmp_path / "hour.csv")
-
-
-def cli_environment(tracking_uri: str) -> dict[str, str]:
-    """This process's environment for a child CLI: the given store, this venv's tools first on PATH."""
-    environment = os.environ | {
-        "MLFLOW_TRACKING_URI": tracking_uri,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-    }
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        environment.pop(name, None)
-    return environment
-
-
-def mlflow_command(*arguments: str) -> list[str]:
-    """`mlflow run` of this project in the project's experiment."""
-    return [
-        str(VENV_BIN / "mlflow"),
-        "run",
-        str(PROJECT_DIR),
-        "--experiment-name",
-        EXPERIMENT_NAME,
-        *arguments,
-    ]
-
-
-def mlflow_run(
-    tracking_uri: str, *arguments: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess:
-    """The real `mlflow run` CLI on this project, run to the end."""
-    environment = cli_environment(tracking_uri) | (env or {})
-    return subprocess.run(
-        mlflow_command(*arguments),
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-    )
-
-
-def runs_by_entry_point(client: MlflowClient) -> dict[str, list[mlflow.entities.Run]]:
-    """Every run of the experiment, grouped by its mlflow.project.entryPoint tag."""
-    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
-    grouped: dict[str, list] = {}
-    if experiment is None:
-        return grouped
-    for run in client.search_runs([experiment.experiment_id], max_results=1000):
-        grouped.setdefault(run.data.tags.get("mlflow.project.entryPoint", "?"), []).append(run)
-    return grouped
-
-
-def wait_until_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
-    """Return once `url` answers; fail with the end of the server's log if it exits or never answers."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(log.read_text()[-3000:]) from None
-            time.sleep(0.5)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from steps.schema import HOURLY_COLUMNS
+from demand.schema import HOURLY_COLUMNS
 
 # Rentals by hour on working days (two commuting peaks) and other days (one afternoon hump).
 WORKDAY_PROFILE = np.array(

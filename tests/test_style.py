@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_DIR
+from tests.helpers import PROJECT_DIR
 
 RUFF = Path(sys.executable).parent / "ruff"
 

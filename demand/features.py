@@ -1,0 +1,76 @@
+"""Features derived from one raw hourly record, and the scikit-learn transformer that applies them.
+
+The transformer is the first stage of every logged model, so training, evaluation and serving all
+compute features with this same code. It reads only the columns below: `instant`, `casual` and
+`registered` (which leak the target) never reach a model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+RECORD_FEATURES = {
+    "season": "season (1 spring .. 4 winter), as recorded",
+    "yr": "year (0: 2011, 1: 2012): the level of demand grew between the years",
+    "mnth": "month 1..12",
+    "hr": "hour of day 0..23",
+    "holiday": "1 on a public holiday",
+    "weekday": "day of week (0: Sunday)",
+    "workingday": "1 when neither weekend nor holiday",
+    "weathersit": "weather situation 1 (clear) .. 4 (heavy rain, snow)",
+    "temp": "temperature, normalised by 41 C",
+    "atemp": "feeling temperature, normalised by 50 C",
+    "hum": "humidity, normalised by 100",
+    "windspeed": "wind speed, normalised by 67",
+}
+DERIVED_FEATURES = {
+    "day_of_year": "day of the year from dteday, 1..366",
+    "hour_sin": "sin(2 pi hr / 24): hour 23 sits next to hour 0",
+    "hour_cos": "cos(2 pi hr / 24)",
+    "month_sin": "sin(2 pi (mnth - 1) / 12): December sits next to January",
+    "month_cos": "cos(2 pi (mnth - 1) / 12)",
+    "hour_of_workday": "hr + 24 * workingday: commuting peaks exist on working days only",
+}
+FEATURE_DESCRIPTIONS = RECORD_FEATURES | DERIVED_FEATURES
+FEATURE_NAMES = tuple(FEATURE_DESCRIPTIONS)
+# Codes rather than quantities: a linear model needs them one-hot encoded.
+CATEGORICAL_FEATURES = ("season", "mnth", "hr", "weekday", "weathersit", "hour_of_workday")
+
+
+def derive_features(records: pd.DataFrame) -> pd.DataFrame:
+    """The model's feature matrix for raw hourly records (hour.csv columns; counts not needed)."""
+    features = records.loc[:, list(RECORD_FEATURES)].astype("float64")
+    dates = pd.to_datetime(records["dteday"])
+    features["day_of_year"] = dates.dt.day_of_year.astype("float64")
+    hour_angle = 2 * np.pi * features["hr"] / 24
+    month_angle = 2 * np.pi * (features["mnth"] - 1) / 12
+    features["hour_sin"] = np.sin(hour_angle)
+    features["hour_cos"] = np.cos(hour_angle)
+    features["month_sin"] = np.sin(month_angle)
+    features["month_cos"] = np.cos(month_angle)
+    features["hour_of_workday"] = features["hr"] + 24 * features["workingday"]
+    return features.reset_index(drop=True)
+
+
+def describe_features(train: pd.DataFrame) -> dict[str, dict[str, object]]:
+    """How each feature is made and its range on the training rows."""
+    matrix = derive_features(train)
+    return {
+        name: {"description": text, "min": float(matrix[name].min()), "max": float(matrix[name].max())}
+        for name, text in FEATURE_DESCRIPTIONS.items()
+    }
+
+
+class HourlyFeatures(TransformerMixin, BaseEstimator):
+    """Stateless transformer: raw hourly records in, `derive_features` out."""
+
+    def fit(self, records: pd.DataFrame, target: object = None) -> HourlyFeatures:
+        return self
+
+    def transform(self, records: pd.DataFrame) -> pd.DataFrame:
+        return derive_features(records)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return np.asarray(FEATURE_NAMES, dtype=object)

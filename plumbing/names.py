@@ -1,0 +1,38 @@
+"""Names shared between the steps and the plumbing: the experiment, steps, artifacts and tags. Each is
+defined here and nowhere else (metric names are in demand/metrics.py)."""
+
+EXPERIMENT_NAME = "bike-sharing-demand"
+STEPS = ("ingest", "featurize", "train", "evaluate", "register")
+
+# Artifacts, relative to the run that logs them.
+TABLE_ARTIFACT = "data/hour.parquet"
+FEATURES_DIR = "features"
+TRAIN_FILE = "train.parquet"
+TEST_FILE = "test.parquet"
+FEATURES_DESCRIPTION_FILE = "features.json"
+MODEL_NAME = "model"
+REPORT_ARTIFACT = "report.html"
+PREDICTIONS_ARTIFACT = "predictions.parquet"
+PLOTS_DIR = "plots"
+
+
+# Dataset logged with mlflow.log_input.
+DATASET_NAME = "bike-sharing-hourly"
+
+# Tags.
+ENTRY_POINT_TAG = "mlflow.project.entryPoint"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+
+# Tags of the pipeline's own bookkeeping (plumbing/keys.py, cache.py, lock.py, liveness.py).
+CACHE_KEY_TAG = "pipeline.cache_key"
+# The key again, in a tag's name: stores index tags by name, so the lookup never scans every run's key.
+CACHE_INDEX_TAG_PREFIX = "pipeline.cache."
+KEY_PARTS_TAG = "pipeline.key_parts"  # what went into the key, to say what changed
+REUSED_FROM_TAG = "pipeline.reused_from"
+OUTPUTS_TAG = "pipeline.outputs"  # JSON: name -> URI the next step reads
+OUTPUT_DIGEST_TAG = "pipeline.output_digest"  # sha256 of what the step produced
+HOST_TAG = "pipeline.host"
+PID_TAG = "pipeline.pid"
+SUMMARY_TAG = "pipeline.summary"  # one line: what the step decided, for the pipeline's summary
+HEARTBEAT_TAG = "pipeline.heartbeat"  # unix seconds, refreshed while the pipeline runs
+MARKED_FAILED_TAG = "pipeline.marked_failed_by"

@@ -1,0 +1,170 @@
+"""Parameter checks that run before any work: each bad value is one line naming the parameter.
+
+Light on purpose (no scikit-learn, xgboost or matplotlib), so `main` can check everything up front and a
+reused step imports nothing heavy. The models to choose from are those config.yaml has hyperparameters for.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from demand.errors import PipelineError
+from demand.split import SPLITS
+from plumbing import settings
+from plumbing.names import STEPS
+
+FORCE_CHOICES = ("false", "true", *STEPS)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The pipeline's parameters, checked."""
+
+    data: str
+    split: str
+    test_days: int
+    model: str
+    hyperparameters: dict[str, Any]
+    model_name: str
+    force: tuple[str, ...]
+
+
+def make_plan(
+    data: str,
+    split: str,
+    test_days: str,
+    model: str,
+    overrides: dict[str, str],
+    *,
+    model_name: str | None = None,
+    force: str = "false",
+) -> Plan:
+    """Every parameter of the pipeline checked before any work starts."""
+    split, days = validate_split(split, test_days)
+    hyperparameters = validate_training(model, overrides)
+    name = parse_model_name(model_name or settings.parameter_defaults("main")["model_name"])
+    return Plan(data, split, days, model, hyperparameters, name, forced_steps(force))
+
+
+def parse_positive_int(name: str, value: str) -> int:
+    """A whole number >= 1, or a one-line error naming the parameter."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise PipelineError(
+            f"parameter {name}={value!r} is not a whole number; pass e.g. -P {name}=92"
+        ) from None
+    if number < 1:
+        raise PipelineError(f"parameter {name}={number} must be at least 1")
+    return number
+
+
+def parse_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) -> str:
+    """One of `choices`, or a one-line error that lists them."""
+    if value not in choices:
+        raise PipelineError(
+            f"unknown {name} {value!r}; choose one of: {', '.join(choices)} (e.g. -P {name}={choices[0]})"
+        )
+    return value
+
+
+def validate_split(split: str, test_days: str) -> tuple[str, int]:
+    """Check the parameters before any work starts."""
+    return parse_choice("split", split, SPLITS), parse_positive_int("test_days", test_days)
+
+
+def validate_training(model: str, overrides: dict[str, str]) -> dict[str, Any]:
+    """The resolved hyperparameters, or a one-line error before any work starts."""
+    parse_choice("model", model, tuple(settings.config()["models"]))
+    return resolve_hyperparameters(settings.config()["models"][model], overrides, model)
+
+
+def parse_overrides(arguments: list[str]) -> dict[str, str]:
+    """`--name value` (or `--name=value`) pairs, which is how `mlflow run` passes undeclared -P params."""
+    overrides: dict[str, str] = {}
+    tokens = iter(arguments)
+    for token in tokens:
+        if not token.startswith("--") or len(token) == 2:
+            raise PipelineError(f"unexpected argument {token!r}; pass hyperparameters as -P <name>=<value>")
+        name, equals, value = token[2:].partition("=")
+        if not equals:
+            value = next(tokens, None)
+            if value is None:
+                raise PipelineError(f"hyperparameter {name} has no value; pass it as -P {name}=<value>")
+        overrides[name] = value
+    return overrides
+
+
+def resolve_hyperparameters(
+    defaults: dict[str, Any], overrides: dict[str, str], model: str
+) -> dict[str, Any]:
+    """config.yaml's hyperparameters with command-line overrides, each checked against its default's type."""
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise PipelineError(
+            f"unknown hyperparameter(s) {', '.join(unknown)} for model {model}; "
+            f"known: {', '.join(defaults)} (defaults in config.yaml)"
+        )
+    resolved = dict(defaults)
+    for name, text in overrides.items():
+        resolved[name] = _coerce(name, text, defaults[name])
+    return resolved
+
+
+def _coerce(name: str, text: str, default: Any) -> Any:
+    """`text` as the type of the config default: text, true/false, a whole number, or a number."""
+    text = text.strip()
+    if isinstance(default, str):
+        return text
+    if isinstance(default, bool):
+        if text.lower() not in ("true", "false"):
+            raise PipelineError(f"hyperparameter {name}={text!r} must be true or false")
+        return text.lower() == "true"
+    if default is None:  # no type to follow: a number if it reads as one, else null or the text
+        return (
+            _number(text)
+            if _number(text) is not None
+            else (None if text.lower() in ("", "none", "null") else text)
+        )
+    number = _number(text)
+    if number is None:
+        raise PipelineError(
+            f"hyperparameter {name}={text!r} is not a number (config.yaml default: {default})"
+        )
+    if isinstance(default, int) and not isinstance(number, int):
+        raise PipelineError(
+            f"hyperparameter {name}={text!r} must be a whole number (config.yaml default: {default})"
+        )
+    return float(number) if isinstance(default, float) else number
+
+
+def _number(text: str) -> int | float | None:
+    """A finite number, or None."""
+    for parse in (int, float):
+        try:
+            number = parse(text)
+        except ValueError:
+            continue
+        return number if math.isfinite(number) else None
+    return None
+
+
+def forced_steps(force: str) -> tuple[str, ...]:
+    """The steps `force` reruns: none (false), all (true), or the named step and every step after it."""
+    parse_choice("force", force, FORCE_CHOICES)
+    if force == "false":
+        return ()
+    return STEPS if force == "true" else STEPS[STEPS.index(force) :]
+
+
+def parse_model_name(name: str) -> str:
+    """A registered model name that is safe in registry search filters and URIs."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+        raise PipelineError(
+            f"parameter model_name={name!r} is not a usable registered model name; "
+            "use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name

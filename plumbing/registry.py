@@ -1,0 +1,151 @@
+"""The Model Registry: lineage tags, the version that already holds a model, champion vs challenger,
+and resolving an alias to the version it points at. The rules themselves are in demand/promotion.py.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from demand.errors import PipelineError
+from demand.promotion import CHALLENGER, CHAMPION, Comparison, decide, paired_bootstrap
+from demand.schema import TARGET, model_inputs
+from plumbing import settings
+from plumbing.names import CACHE_KEY_TAG, ENTRY_POINT_TAG, KEY_PARTS_TAG, OUTPUT_DIGEST_TAG, PARENT_RUN_TAG
+from plumbing.tracking import load_model
+
+GIT_COMMIT_TAG = "mlflow.source.git.commit"
+MODEL_DIGEST_TAG = "model_digest"  # on each version: sha256 of the fitted model (demand/models.py)
+DECISION_TAG = "promotion"  # on each version: the alias it got and why
+
+
+def lineage(client: MlflowClient, model_uri: str, parent_run_id: str | None) -> dict[str, str]:
+    """Where a model came from, as version tags: its training run, code, data and the pipeline's keys."""
+    model = client.get_logged_model(model_uri.removeprefix("models:/"))
+    trained = client.get_run(model.source_run_id)
+    params, tags = trained.data.params, trained.data.tags
+    hyperparameters = {
+        name.removeprefix("hp."): value for name, value in params.items() if name.startswith("hp.")
+    }
+    found = {
+        "model_uri": model_uri,
+        "train_run_id": trained.info.run_id,
+        "model": params.get("model", "unknown"),
+        "hyperparameters": json.dumps(hyperparameters, sort_keys=True),
+        "git_commit": tags.get(GIT_COMMIT_TAG, "unknown"),
+        MODEL_DIGEST_TAG: tags[OUTPUT_DIGEST_TAG],
+        "parent_run_id": parent_run_id or "none",
+    }
+    if parent_run_id:
+        experiment_id = client.get_run(parent_run_id).info.experiment_id
+        steps = client.search_runs([experiment_id], f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'")
+        for run in steps:
+            step, key = run.data.tags.get(ENTRY_POINT_TAG), run.data.tags.get(CACHE_KEY_TAG)
+            if step and key:
+                found[f"cache_key.{step}"] = key
+            if step == "ingest" and KEY_PARTS_TAG in run.data.tags:
+                found["data_sha256"] = json.loads(run.data.tags[KEY_PARTS_TAG])["inputs"]["data"]
+    return found
+
+
+def existing_version(client: MlflowClient, name: str, digest: str) -> Any | None:
+    """A version of `name` that already holds the fitted model with this digest."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}' and tags.{MODEL_DIGEST_TAG} = '{digest}'")
+    except MlflowException:
+        return None
+    return versions[0] if versions else None
+
+
+def current_champion(client: MlflowClient, name: str) -> Any | None:
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:  # no such model yet, or no champion alias
+        return None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The model to register, its version tags, and its predictions for today's test rows."""
+
+    model_uri: str
+    tags: dict[str, str]
+    test: pd.DataFrame
+    predicted: np.ndarray
+
+
+def compare_with_champion(champion: Any, name: str, candidate: Candidate) -> tuple[Comparison | None, str]:
+    """Re-score the champion on the candidate's test rows and compare; (None, why) when it cannot score."""
+    options = settings.config()["registry"]["promotion"]
+    test = candidate.test
+    try:
+        champion_predicted = load_model(f"models:/{name}/{champion.version}").predict(model_inputs(test))
+    except (PipelineError, MlflowException) as error:
+        return None, f"champion version {champion.version} cannot score today's test rows ({error})"
+    comparison = paired_bootstrap(
+        test["dteday"].to_numpy(),
+        test[TARGET].to_numpy(dtype="float64"),
+        candidate.predicted,
+        np.asarray(champion_predicted, dtype="float64"),
+        samples=options["bootstrap_samples"],
+        seed=settings.config()["seed"],
+    )
+    return comparison, ""
+
+
+def promote(client: MlflowClient, name: str, candidate: Candidate) -> tuple[str, str, dict[str, float]]:
+    """Register and alias; call it holding the registry lock. Returns the version URI, summary, metrics."""
+    existing = existing_version(client, name, candidate.tags[MODEL_DIGEST_TAG])
+    if existing is not None:
+        existing = client.get_model_version(name, existing.version)  # search results carry no aliases
+        aliases = ", ".join(f"@{alias}" for alias in existing.aliases) or "no alias"
+        return (
+            f"models:/{name}/{existing.version}",
+            f"version {existing.version} ({aliases}) already holds this model; nothing registered",
+            {},
+        )
+    champion = current_champion(client, name)
+    comparison, unscored = None, ""
+    if champion is not None:
+        comparison, unscored = compare_with_champion(champion, name, candidate)
+    if unscored:
+        alias, why = CHALLENGER, unscored
+    else:
+        alias, why = decide(comparison, settings.config()["registry"]["promotion"])
+    version = mlflow.register_model(
+        candidate.model_uri, name, tags=candidate.tags | {DECISION_TAG: f"@{alias}: {why}"}
+    )
+    client.set_registered_model_alias(name, alias, version.version)
+    previous = f" (was version {champion.version})" if alias == CHAMPION and champion is not None else ""
+    summary = f"registered {name} version {version.version} as @{alias}{previous}: {why}"
+    return f"models:/{name}/{version.version}", summary, comparison.as_metrics() if comparison else {}
+
+
+def resolve_model(client: MlflowClient, model_uri: str, model_name: str) -> tuple[str, str]:
+    """The URI to load, pinned to a version when it names an alias, and the version it is."""
+    uri = model_uri or f"models:/{model_name}@{CHAMPION}"
+    name, alias = _split_alias(uri)
+    if alias is None:
+        return uri, uri.removeprefix("models:/") if uri.startswith("models:/") else "unregistered"
+    try:
+        version = client.get_model_version_by_alias(name, alias).version
+    except MlflowException:
+        raise PipelineError(
+            f"no version of registered model {name!r} has the alias @{alias}; run the pipeline first "
+            "(mlflow run .) or pass -P model_uri=<a model URI>"
+        ) from None
+    return f"models:/{name}/{version}", f"{name}/{version}"
+
+
+def _split_alias(uri: str) -> tuple[str, str | None]:
+    if uri.startswith("models:/") and "@" in uri:
+        name, _, alias = uri.removeprefix("models:/").partition("@")
+        return name, alias
+    return uri, None

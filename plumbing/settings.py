@@ -1,0 +1,56 @@
+"""Where defaults come from: MLproject declares the parameters, config.yaml holds everything else.
+
+The step CLIs read their defaults from here, so a default is written once and cannot drift.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from demand.sources import HourlyBytes, fetch_hourly
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+CONFIG_FILE = PROJECT_DIR / "config.yaml"
+MLPROJECT_FILE = PROJECT_DIR / "MLproject"
+REQUIREMENTS_FILE = PROJECT_DIR / "requirements.txt"
+
+
+@cache
+def config() -> dict[str, Any]:
+    """The parsed config.yaml (treat as read-only)."""
+    return yaml.safe_load(CONFIG_FILE.read_text())
+
+
+def requirements_digest() -> str:
+    """sha256 of requirements.txt, which every logged model carries as its pip requirements."""
+    return hashlib.sha256(REQUIREMENTS_FILE.read_bytes()).hexdigest()
+
+
+@cache
+def parameter_defaults(entry_point: str) -> dict[str, str]:
+    """Defaults MLproject declares for an entry point, as the strings `mlflow run` would pass."""
+    spec = yaml.safe_load(MLPROJECT_FILE.read_text())["entry_points"][entry_point]
+    return {
+        name: str(declared["default"])
+        for name, declared in spec.get("parameters", {}).items()
+        if isinstance(declared, dict) and "default" in declared
+    }
+
+
+def fetch_data(data: str) -> HourlyBytes:
+    """hour.csv for the `data` parameter, with the project's defaults: the MLproject default source (which
+    BIKE_SHARING_DATA replaces), its pinned sha256, and the download timeout."""
+    options = config()["ingest"]
+    return fetch_hourly(
+        data,
+        parameter_defaults("ingest")["data"],
+        options["uci_hour_csv_sha256"],
+        options["download_timeout_seconds"],
+        os.environ,
+    )

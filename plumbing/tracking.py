@@ -1,0 +1,123 @@
+"""MLflow plumbing shared by the steps: the run a step logs into, what it hands on, artifact I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from demand.errors import PipelineError
+from plumbing.cli import Interrupted
+from plumbing.liveness import BEATING_RUNS, liveness_tags
+from plumbing.names import ENTRY_POINT_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG, SUMMARY_TAG
+
+log = logging.getLogger(__name__)
+
+# Tags `mlflow run` puts on an entry point's run; a nested step run copies them from its parent, so it
+# looks exactly like the run of `mlflow run . -e <step>`.
+PROJECT_RUN_TAGS = (
+    "mlflow.user",
+    "mlflow.source.name",
+    "mlflow.source.type",
+    "mlflow.source.git.commit",
+    "mlflow.source.git.branch",
+    "mlflow.source.git.repoURL",
+    "mlflow.gitRepoURL",
+    "mlflow.project.env",
+    "mlflow.project.backend",
+)
+URI_HINT = "pass a URI that the previous step logged (its run's artifacts or models:/<id>)"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step hands on: its run, the URIs the next step reads, a digest of what it produced."""
+
+    run_id: str
+    outputs: dict[str, str]
+    digest: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    summary: str = ""  # one line for the pipeline's summary: what the step decided
+
+
+@contextmanager
+def step_run(entry_point: str) -> Iterator[mlflow.ActiveRun]:
+    """The run a step logs into: nested under an active (pipeline) run, else its own run.
+
+    Inside `mlflow run` the latter resumes the run that `mlflow run` created (MLFLOW_RUN_ID).
+    An exception marks the run FAILED; an interruption (SIGTERM, SIGINT) marks it KILLED.
+    """
+    run_tags = {**liveness_tags(), ENTRY_POINT_TAG: entry_point}
+    parent = mlflow.active_run()
+    if parent is None:
+        context = mlflow.start_run()
+    else:
+        parent_tags = mlflow.get_run(parent.info.run_id).data.tags
+        run_tags |= {key: parent_tags[key] for key in PROJECT_RUN_TAGS if key in parent_tags}
+        context = mlflow.start_run(run_name=entry_point, nested=True, tags=run_tags)
+    with context as run:
+        if parent is None:
+            mlflow.set_tags(run_tags)
+        BEATING_RUNS.add(run.info.run_id)
+        try:
+            yield run
+        except (KeyboardInterrupt, Interrupted):
+            mlflow.end_run("KILLED")
+            raise
+        finally:
+            BEATING_RUNS.discard(run.info.run_id)
+
+
+def record_outputs(
+    outputs: dict[str, str], files: list[Path] | None = None, digest: str | None = None, summary: str = ""
+) -> str:
+    """Tag the active run with what it hands on, the sha256 of what it produced, and what it decided."""
+    digest = digest or digest_files(files or [])
+    tags = {OUTPUTS_TAG: json.dumps(outputs, sort_keys=True), OUTPUT_DIGEST_TAG: digest}
+    mlflow.set_tags(tags | ({SUMMARY_TAG: summary} if summary else {}))
+    return digest
+
+
+def digest_files(files: list[Path]) -> str:
+    """sha256 over the names and bytes of `files`, in name order."""
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda p: p.name):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def artifact_uri(run_id: str, path: str) -> str:
+    """A URI for a run's artifact that any tracking store can resolve."""
+    return f"runs:/{run_id}/{path}"
+
+
+def read_table(uri: str, what: str) -> pd.DataFrame:
+    """A Parquet table logged as an artifact, read through a temporary copy."""
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch)
+            return pd.read_parquet(path)
+        except Exception as error:  # MLflow and pyarrow raise several types for a bad URI or file
+            reason = _first_line(error)
+            raise PipelineError(f"cannot read the {what} at {uri} ({reason}); {URI_HINT}") from None
+
+
+def load_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
+    """The model logged at a model URI, as MLflow serves it (serving/model.py)."""
+    try:
+        return mlflow.pyfunc.load_model(uri)
+    except Exception as error:  # as above
+        raise PipelineError(f"cannot load the model at {uri} ({_first_line(error)}); {URI_HINT}") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,118 @@
+"""The logged model as MLflow loads it: a `python_function` model whose loader is this module.
+
+The fitted scikit-learn pipeline is saved with skops, which rebuilds objects without pickle, and loaded
+here with an allow-list of types fixed in this code (never read from the model's own files). So the
+model loads with `MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`, which the sklearn flavor refuses for skops.
+
+Every way of using the model (`mlflow models serve`, `mlflow.pyfunc.load_model`, the `predict` and
+`evaluate` steps) goes through `BikeDemandModel.predict`, which checks the records against the hour.csv
+contract first. A bad record is an `InvalidRecords` error: HTTP 400 from the scoring server, with a
+message that names the column, the rule and the record numbers, and never the values sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skops.io
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from demand.errors import PipelineError
+from demand.schema import MODEL_INPUT_COLUMNS, REQUEST_RECORDS, model_inputs, parse_records
+
+SKOPS_FILE = "model.skops"
+LOADER_MODULE = __name__
+# The project packages a logged model carries as its code: this one, and the domain it imports.
+CODE_PACKAGES = ("serving", "demand")
+REQUEST_LABEL = "request"
+# The types a saved pipeline of any model in demand/models.py is built from, beyond those skops trusts by
+# default. tests/test_models.py saves and loads every model with it; a type missing here fails loading
+# with a clear error rather than running code the list does not name.
+TRUSTED_TYPES = (
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+    "demand.features.HourlyFeatures",
+    "demand.models.floor_at_zero",
+    "demand.models.unchanged",
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBRegressor",
+)
+
+
+class InvalidRecords(MlflowException):
+    """Records that break the hour.csv contract: a client error (HTTP 400).
+
+    MLflow's scoring server rewrites an error's `message` to quote the whole request before it answers;
+    this error keeps its own words, so the response never echoes what the client sent.
+    """
+
+    def __init__(self, message: str) -> None:
+        self._own_message = message
+        super().__init__(message, error_code=INVALID_PARAMETER_VALUE)
+
+    @property
+    def message(self) -> str:
+        return self._own_message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        pass  # keep our own message; see the class docstring
+
+
+def checked_records(model_input: Any) -> pd.DataFrame:
+    """The typed records of a request, in request order, or InvalidRecords naming what is wrong."""
+    if not isinstance(model_input, pd.DataFrame):
+        raise InvalidRecords(
+            f"send a table of records (dataframe_split or dataframe_records) with the columns "
+            f"{','.join(MODEL_INPUT_COLUMNS)}"
+        )
+    try:
+        return parse_records(model_input.rename(columns=str), REQUEST_LABEL, rows=REQUEST_RECORDS)
+    except PipelineError as error:
+        raise InvalidRecords(str(error)) from None
+
+
+class BikeDemandModel:
+    """The pyfunc model: checked records in, predicted rentals per hour (never negative) out."""
+
+    def __init__(self, pipeline: Any) -> None:
+        self.pipeline = pipeline
+
+    def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
+        return self.pipeline.predict(model_inputs(checked_records(model_input)))
+
+    def get_raw_model(self) -> Any:
+        """The fitted scikit-learn pipeline."""
+        return self.pipeline
+
+
+def save_pipeline(pipeline: Any, path: Path) -> None:
+    """Save with skops; refuse a pipeline that load_pipeline would refuse."""
+    saved = skops.io.dumps(pipeline)
+    unknown = sorted(set(skops.io.get_untrusted_types(data=saved)) - set(TRUSTED_TYPES))
+    if unknown:
+        raise PipelineError(
+            f"the model holds types that serving/model.py does not trust: {', '.join(unknown)}; "
+            "add them to TRUSTED_TYPES only if they come from this project or its pinned libraries"
+        )
+    path.write_bytes(saved)
+
+
+def load_pipeline(path: str | Path) -> Any:
+    """The scikit-learn pipeline in a skops file, refusing any type outside TRUSTED_TYPES."""
+    unknown = sorted(set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
+    if unknown:
+        raise MlflowException(
+            f"refusing to load {path}: it holds types outside TRUSTED_TYPES in serving/model.py: "
+            f"{', '.join(unknown)}"
+        )
+    return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+
+
+def _load_pyfunc(data_path: str) -> BikeDemandModel:
+    """Called by mlflow.pyfunc.load_model with the model's data file."""
+    return BikeDemandModel(load_pipeline(data_path))

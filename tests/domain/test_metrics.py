@@ -1,0 +1,56 @@
+"""Metrics and baselines on hand-made frames with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from demand import metrics
+
+
+def frame(days: list[str], hours: list[int], workingday: list[int], counts: list[int]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {"dteday": pd.to_datetime(days), "hr": hours, "workingday": workingday, "cnt": counts}
+    )
+
+
+def test_regression_metrics_known_values() -> None:
+    scores = metrics.regression_metrics(np.array([0.0, 2.0, 4.0]), np.array([1.0, 2.0, 1.0]))
+    assert scores["rmse"] == pytest.approx(np.sqrt(10 / 3))
+    assert scores["mae"] == pytest.approx(4 / 3)
+    assert scores["r2"] == pytest.approx(1 - 10 / 8)
+    expected_rmsle = np.sqrt(np.mean((np.log1p([1, 2, 1]) - np.log1p([0, 2, 4])) ** 2))
+    assert scores["rmsle"] == pytest.approx(expected_rmsle)
+
+
+def test_perfect_predictions() -> None:
+    scores = metrics.regression_metrics(np.array([3.0, 5.0]), np.array([3.0, 5.0]))
+    assert scores == {"rmse": 0.0, "mae": 0.0, "r2": 1.0, "rmsle": 0.0}
+
+
+def test_skill() -> None:
+    assert metrics.skill(50.0, 100.0) == 0.5
+    assert metrics.skill(120.0, 100.0) == pytest.approx(-0.2)
+
+
+def test_hour_workingday_mean_uses_training_rows_only() -> None:
+    train = frame(["2012-01-02"] * 3, [8, 8, 9], [1, 1, 1], [10, 20, 99])
+    test = frame(["2012-01-09", "2012-01-09", "2012-01-14"], [8, 9, 8], [1, 1, 0], [1000, 1000, 1000])
+    np.testing.assert_allclose(metrics.hour_workingday_mean(train, test), [15.0, 99.0, train["cnt"].mean()])
+
+
+def test_last_week_looks_up_168_hours_earlier_and_falls_back() -> None:
+    history = frame(
+        ["2012-01-02", "2012-01-02", "2012-01-09", "2012-01-09"], [8, 9, 8, 9], [1] * 4, [11, 12, 21, 22]
+    )
+    test = frame(["2012-01-09", "2012-01-09", "2012-01-16"], [8, 9, 10], [1] * 3, [21, 22, 30])
+    predicted, coverage = metrics.last_week(history, test, fallback=np.array([-1.0, -1.0, -1.0]))
+    np.testing.assert_allclose(predicted, [11, 12, -1])
+    assert coverage == pytest.approx(2 / 3)
+
+
+def test_error_by_hour() -> None:
+    test = frame(["2012-01-09"] * 3, [8, 8, 9], [1] * 3, [10, 20, 5])
+    by_hour = metrics.error_by_hour(test, np.array([13.0, 16.0, 5.0]))
+    assert by_hour.to_dict() == {8: pytest.approx(np.sqrt(12.5)), 9: 0.0}

@@ -1,0 +1,71 @@
+"""Models: every choice fits raw records and predicts non-negative counts; the same inputs, the same model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from demand.errors import PipelineError
+from demand.features import derive_features
+from demand.models import MODELS, build_model, feature_importances, fit, model_digest
+from demand.schema import TARGET, model_inputs, parse_hourly
+from tests.synthetic import hourly_table
+
+SMALL = {
+    "xgb": {"n_estimators": 20, "max_depth": 3},
+    "rf": {"n_estimators": 10, "min_samples_leaf": 3},
+    "hgb": {"max_iter": 20},
+    "ridge": {"alpha": 1.0},
+}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return parse_hourly(hourly_table(days=21).astype(str), "hour.csv")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_fits_raw_records_and_predicts_counts(table, model: str) -> None:
+    pipeline = fit(table, model, SMALL[model], seed=0)
+    predicted = pipeline.predict(model_inputs(table))
+    assert predicted.shape == (len(table),)
+    assert (predicted >= 0).all()
+    assert np.corrcoef(predicted, table[TARGET])[0, 1] > 0.8, "the model should learn the daily profile"
+
+
+def test_predictions_are_floored_at_zero_whatever_the_loss(table) -> None:
+    negative_target = table.assign(cnt=table["cnt"] - 200)  # a squared-error fit now predicts below zero
+    pipeline = fit(negative_target, "hgb", {"loss": "squared_error", "max_iter": 20}, 0)
+    predicted = pipeline.predict(model_inputs(table))
+    assert predicted.min() == 0.0
+    assert (pipeline.named_steps["model"].regressor_.predict(derive_features(model_inputs(table))) < 0).any()
+
+
+def test_same_inputs_give_the_same_model(table) -> None:
+    first, second = (fit(table, "xgb", SMALL["xgb"], seed=7) for _ in range(2))
+    np.testing.assert_array_equal(first.predict(model_inputs(table)), second.predict(model_inputs(table)))
+    assert model_digest(first) == model_digest(second)
+    assert model_digest(fit(table, "xgb", SMALL["xgb"], seed=8)) != model_digest(first)
+
+
+def test_tree_models_expose_importances(table) -> None:
+    pipeline = fit(table, "rf", SMALL["rf"], seed=0)
+    importances = feature_importances(pipeline)
+    assert importances is not None and importances.index[0] in (
+        "hr",
+        "hour_of_workday",
+        "hour_sin",
+        "hour_cos",
+    )
+    assert feature_importances(fit(table, "ridge", SMALL["ridge"], seed=0)) is None
+
+
+def test_model_inputs_are_the_raw_columns_with_text_dates(table) -> None:
+    records = model_inputs(table)
+    assert "cnt" not in records and "casual" not in records and "registered" not in records
+    assert records["dteday"].iloc[0] == "2012-06-01"
+
+
+def test_unknown_model_lists_choices() -> None:
+    with pytest.raises(PipelineError, match=r"unknown model 'lasso'; choose one of: xgb, rf, hgb, ridge"):
+        build_model("lasso", {}, 0)

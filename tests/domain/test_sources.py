@@ -1,0 +1,132 @@
+"""Where data comes from: local files, zips, folders, downloads with a cache, checksums, and their errors."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import socket
+import threading
+import zipfile
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from demand.errors import PipelineError
+from demand.sources import DATA_ENV_VAR, cache_dir, choose_source, read_hourly
+from tests.synthetic import hourly_table, write_csv
+
+TIMEOUT = 5.0
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def make_zip(csv: Path, path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.write(csv, "Bike-Sharing-Dataset/hour.csv")
+        archive.writestr("Bike-Sharing-Dataset/Readme.txt", "readme")
+    return path
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real HTTP server on a free localhost port serving a folder; yields (base URL, folder)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    server.shutdown()
+    server.server_close()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_env_var_replaces_only_the_default() -> None:
+    environ = {DATA_ENV_VAR: "/data/hour.csv"}
+    assert choose_source("https://default", "https://default", environ) == "/data/hour.csv"
+    assert choose_source("/mine.csv", "https://default", environ) == "/mine.csv"
+    assert choose_source("https://default", "https://default", {}) == "https://default"
+
+
+def test_cache_dir_follows_xdg() -> None:
+    assert cache_dir({"XDG_CACHE_HOME": "/c"}) == Path("/c/bike-sharing-demand")
+
+
+def test_reads_csv_zip_and_folder_to_the_same_bytes(small_csv: Path, tmp_path: Path) -> None:
+    archive = make_zip(small_csv, tmp_path / "data.zip")
+    results = [read_hourly(str(p), None, tmp_path, TIMEOUT) for p in (small_csv, archive, small_csv.parent)]
+    assert {r.sha256 for r in results} == {sha256(small_csv.read_bytes())}
+    assert results[1].label.endswith("data.zip!Bike-Sharing-Dataset/hour.csv")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match=r"data file not found: .*nowhere\.csv; pass -P data="):
+        read_hourly(str(tmp_path / "nowhere.csv"), None, tmp_path, TIMEOUT)
+
+
+def test_zip_without_hour_csv(tmp_path: Path) -> None:
+    path = tmp_path / "other.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("day.csv", "x")
+    with pytest.raises(PipelineError, match=r"holds no hour\.csv"):
+        read_hourly(str(path), None, tmp_path, TIMEOUT)
+
+
+def test_corrupt_zip(tmp_path: Path) -> None:
+    path = tmp_path / "broken.zip"
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    with pytest.raises(PipelineError, match="is not a readable zip"):
+        read_hourly(str(path), None, tmp_path, TIMEOUT)
+
+
+def test_checksum_mismatch_names_both_digests(small_csv: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        PipelineError,
+        match=rf"checksum mismatch: .* has sha256 {sha256(small_csv.read_bytes())}, expected the pinned 0+",
+    ):
+        read_hourly(str(small_csv), "0" * 64, tmp_path, TIMEOUT)
+
+
+def test_download_is_cached_and_reused(
+    file_server: tuple[str, Path], small_csv: Path, tmp_path: Path
+) -> None:
+    base, folder = file_server
+    make_zip(small_csv, folder / "bike.zip")
+    cache = tmp_path / "cache"
+    first = read_hourly(f"{base}/bike.zip", None, cache, TIMEOUT)
+    (folder / "bike.zip").unlink()  # the server can no longer provide it: a second read must use the cache
+    second = read_hourly(f"{base}/bike.zip", None, cache, TIMEOUT)
+    assert first.sha256 == second.sha256 == sha256(small_csv.read_bytes())
+    assert first.source == f"{base}/bike.zip"
+    assert len(list(cache.rglob("bike.zip"))) == 1
+
+
+def test_unreachable_url_says_what_to_do(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/bike.zip"
+    hint = rf"pass -P data=<local UCI zip or hour\.csv> or set {DATA_ENV_VAR}"
+    with pytest.raises(PipelineError, match=rf"cannot download {url} \(.*\); {hint}"):
+        read_hourly(url, None, tmp_path, TIMEOUT)
+    assert not list(tmp_path.rglob("*.zip")), "a failed download must leave nothing in the cache"
+
+
+def test_http_error_is_a_clear_error(file_server: tuple[str, Path], tmp_path: Path) -> None:
+    base, _ = file_server
+    with pytest.raises(PipelineError, match=r"cannot download .*missing\.zip \(.*File not found"):
+        read_hourly(f"{base}/missing.zip", None, tmp_path, TIMEOUT)
+
+
+def test_line_endings_change_the_recorded_digest_only(tmp_path: Path) -> None:
+    frame = hourly_table(days=1)
+    crlf = read_hourly(str(write_csv(frame, tmp_path / "a.csv", "\r\n")), None, tmp_path, TIMEOUT)
+    lf = read_hourly(str(write_csv(frame, tmp_path / "b.csv", "\n")), None, tmp_path, TIMEOUT)
+    assert crlf.sha256 != lf.sha256

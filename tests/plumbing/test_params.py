@@ -1,0 +1,74 @@
+"""Parameter checks before any work: each bad value is one line naming the parameter."""
+
+from __future__ import annotations
+
+import pytest
+
+from demand.errors import PipelineError
+from demand.models import MODELS
+from plumbing import settings
+from plumbing.params import parse_overrides, resolve_hyperparameters, validate_split, validate_training
+
+
+def test_config_has_hyperparameters_for_every_model() -> None:
+    assert set(settings.config()["models"]) == set(MODELS)
+
+
+def test_unknown_model_lists_the_configured_choices() -> None:
+    with pytest.raises(PipelineError, match=r"unknown model 'lasso'; choose one of: xgb, rf, hgb, ridge"):
+        validate_training("lasso", {})
+
+
+def test_overrides_are_typed_from_config_defaults() -> None:
+    defaults = {"n_estimators": 100, "learning_rate": 0.1, "objective": "reg:squarederror", "max_depth": None}
+    overrides = {"n_estimators": "300", "learning_rate": "1", "objective": "count:poisson", "max_depth": "8"}
+    resolved = resolve_hyperparameters(defaults, overrides, "xgb")
+    assert resolved == {
+        "n_estimators": 300,
+        "learning_rate": 1.0,
+        "objective": "count:poisson",
+        "max_depth": 8,
+    }
+    assert isinstance(resolved["learning_rate"], float)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"max_depth": "deep"},
+            r"hyperparameter max_depth='deep' is not a number \(config.yaml default: \d+\)",
+        ),
+        ({"max_depth": "6.5"}, r"max_depth='6.5' must be a whole number"),
+        ({"max_depth": "["}, r"max_depth='\[' is not a number"),
+        ({"learning_rate": "nan"}, r"learning_rate='nan' is not a number"),
+        ({"depth": "6"}, r"unknown hyperparameter\(s\) depth for model xgb; known: objective, n_estimators"),
+    ],
+)
+def test_bad_overrides(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(PipelineError, match=message):
+        validate_training("xgb", overrides)
+
+
+def test_parse_overrides_as_mlflow_passes_them() -> None:
+    assert parse_overrides(["--max_depth", "8", "--learning_rate=0.1"]) == {
+        "max_depth": "8",
+        "learning_rate": "0.1",
+    }
+    with pytest.raises(PipelineError, match="unexpected argument 'stray'"):
+        parse_overrides(["stray"])
+    with pytest.raises(PipelineError, match="hyperparameter max_depth has no value"):
+        parse_overrides(["--max_depth"])
+
+
+@pytest.mark.parametrize(
+    ("split", "days", "message"),
+    [
+        ("random", "92", r"unknown split 'random'; choose one of: time, kaggle"),
+        ("time", "ninety", r"parameter test_days='ninety' is not a whole number"),
+        ("time", "0", r"parameter test_days=0 must be at least 1"),
+    ],
+)
+def test_bad_parameters(split: str, days: str, message: str) -> None:
+    with pytest.raises(PipelineError, match=message):
+        validate_split(split, days)

@@ -1,0 +1,134 @@
+"""The pipeline in this process against a real SQLite store: the run tree, and failures that stop it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from demand.errors import PipelineError
+from demand.metrics import BASELINES, METRICS
+from demand.sources import cache_dir
+from plumbing import settings
+from plumbing.names import DATASET_NAME, STEPS, SUMMARY_TAG
+from plumbing.runner import summary
+from tests.helpers import artifact_paths, pipeline, runs_by_entry_point
+from tests.synthetic import hourly_table, write_csv
+
+FAST = {"alpha": "1.0"}
+
+
+def test_pipeline_logs_one_parent_and_a_finished_run_per_step(client, experiment_id, small_csv: Path) -> None:
+    result = pipeline(str(small_csv), "time", "7", "ridge", FAST)
+    runs = runs_by_entry_point(client)
+    assert sorted(runs) == sorted(["main", *STEPS])
+    parent = runs["main"][0]
+    assert parent.info.run_id == result.run_id and parent.info.status == "FINISHED"
+    for step in STEPS:
+        (run,) = runs[step]
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.experiment_id == experiment_id
+    assert [s.name for s in result.steps] == list(STEPS)
+
+    ingest, featurize, train, evaluate, register = (runs[step][0] for step in STEPS)
+    assert "data/hour.parquet" in artifact_paths(client, ingest.info.run_id)
+    (dataset_input,) = ingest.inputs.dataset_inputs
+    assert dataset_input.dataset.name == DATASET_NAME
+    assert ingest.data.params["data_sha256"].startswith(dataset_input.dataset.digest)
+    assert {"features/train.parquet", "features/test.parquet", "features/features.json"} <= artifact_paths(
+        client, featurize.info.run_id
+    )
+    assert featurize.data.metrics["test_rows"] == 7 * 24
+    assert train.data.params["model"] == "ridge" and train.data.params["hp.alpha"] == "1.0"
+    expected = set(METRICS) | {f"baseline_{b}_{m}" for b in BASELINES for m in METRICS}
+    assert expected | {f"skill_vs_{b}" for b in BASELINES} <= set(evaluate.data.metrics)
+    assert evaluate.data.metrics["rmse"] == result.metrics["rmse"]
+    plots = {"plots/predicted_vs_actual.png", "plots/last_two_weeks.png", "plots/error_by_hour.png"}
+    assert plots | {"report.html", "predictions.parquet"} <= artifact_paths(client, evaluate.info.run_id)
+    assert evaluate.data.metrics["rmse"] < evaluate.data.metrics["baseline_last_week_rmse"]
+    assert register.data.tags[SUMMARY_TAG] == result.registry
+    assert f"Holdout: RMSE {result.metrics['rmse']:.1f}" in summary(result)
+
+
+def test_bad_data_fails_ingest_and_nothing_downstream_runs(client, experiment_id, tmp_path: Path) -> None:
+    bad = write_csv(hourly_table(days=10).drop(columns="hum"), tmp_path / "bad.csv")
+    with pytest.raises(PipelineError, match=r"step ingest failed: .*bad\.csv is missing column\(s\) hum"):
+        pipeline(str(bad), "time", "3", "ridge", FAST)
+    runs = runs_by_entry_point(client)
+    assert sorted(runs) == ["ingest", "main"]
+    assert runs["main"][0].info.status == runs["ingest"][0].info.status == "FAILED"
+
+
+def test_bad_parameters_fail_before_any_run(client, experiment_id, small_csv: Path) -> None:
+    with pytest.raises(PipelineError, match="unknown model 'lasso'"):
+        pipeline(str(small_csv), "time", "7", "lasso", {})
+    with pytest.raises(PipelineError, match="test_days='1e3' is not a whole number"):
+        pipeline(str(small_csv), "time", "1e3", "ridge", {})
+    assert runs_by_entry_point(client) == {}
+
+
+def test_too_long_test_window_fails_featurize(client, experiment_id, small_csv: Path) -> None:
+    with pytest.raises(
+        PipelineError, match="step featurize failed: parameter test_days=500 leaves no training rows"
+    ):
+        pipeline(str(small_csv), "time", "500", "ridge", FAST)
+    statuses = {step: runs[0].info.status for step, runs in runs_by_entry_point(client).items()}
+    assert statuses == {"main": "FAILED", "ingest": "FINISHED", "featurize": "FAILED"}
+
+
+@pytest.fixture
+def cached_download(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the official download is cached, in a private cache folder; BIKE_SHARING_DATA unset."""
+    monkeypatch.delenv("BIKE_SHARING_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    url = settings.parameter_defaults("ingest")["data"]
+    path = cache_dir(os.environ) / hashlib.sha256(url.encode()).hexdigest()[:16] / Path(url).name
+    path.parent.mkdir(parents=True)
+    return path
+
+
+@pytest.mark.real_data
+def test_default_url_is_served_offline_from_a_verified_cache(
+    client, experiment_id, real_data: Path, cached_download: Path
+) -> None:
+    """The official download, already in the user's cache, is reused and checked against the pin."""
+    shutil.copyfile(_real_zip(real_data), cached_download)
+    result = pipeline(settings.parameter_defaults("ingest")["data"], "time", "92", "ridge", FAST)
+    (ingest,) = runs_by_entry_point(client)["ingest"]
+    assert ingest.data.params["data_checksum"] == "pinned"
+    assert ingest.data.params["data_sha256"] == settings.config()["ingest"]["uci_hour_csv_sha256"]
+    assert result.metrics["rmse"] > 0
+
+
+@pytest.mark.real_data
+def test_tampered_download_fails_the_checksum(
+    client, experiment_id, real_data: Path, cached_download: Path
+) -> None:
+    _write_tampered_zip(_real_zip(real_data), cached_download)
+    with pytest.raises(
+        PipelineError, match=r"step ingest failed: checksum mismatch: .* expected the pinned e03de4ee"
+    ):
+        pipeline(settings.parameter_defaults("ingest")["data"], "time", "92", "ridge", FAST)
+    statuses = {step: runs[0].info.status for step, runs in runs_by_entry_point(client).items()}
+    assert statuses == {"main": "FAILED", "ingest": "FAILED"}
+
+
+def _real_zip(real_data: Path) -> Path:
+    return real_data / "Bike-Sharing-Dataset.zip" if real_data.is_dir() else real_data
+
+
+def _write_tampered_zip(source: Path, target: Path) -> None:
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as tampered:
+        for name in original.namelist():
+            data = original.read(name)
+            tampered.writestr(
+                name,
+                data.replace(b"2012-12-31,1,1,12,23", b"2012-12-31,1,1,12,22")
+                if name.endswith("hour.csv")
+                else data,
+            )

@@ -1,0 +1,118 @@
+"""The Model Registry with real pipeline runs on the UCI data: the gate, champion vs challenger, lineage,
+and idempotent reruns."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from demand.errors import PipelineError
+from plumbing import settings
+from plumbing.names import SUMMARY_TAG
+from plumbing.params import make_plan
+from plumbing.runner import PipelineResult, summary
+from steps.main import run_pipeline
+
+NAME = settings.parameter_defaults("main")["model_name"]
+
+
+def pipeline(data: Path, model: str, **overrides: str) -> PipelineResult:
+    return run_pipeline(make_plan(str(data), "time", "92", model, overrides))
+
+
+def register_run(client: MlflowClient, result: PipelineResult) -> mlflow.entities.Run:
+    (record,) = [step for step in result.steps if step.name == "register"]
+    return client.get_run(record.run_id)
+
+
+def champion(client: MlflowClient) -> str:
+    return str(client.get_model_version_by_alias(NAME, "champion").version)
+
+
+def version_count(client: MlflowClient) -> int:
+    return len(client.search_model_versions(f"name = '{NAME}'"))
+
+
+def test_promotion_truth_table(client, experiment_id, real_data: Path) -> None:
+    first = pipeline(real_data, "ridge")
+    assert (
+        first.registry == f"registered {NAME} version 1 as @champion: first model: there is no champion yet"
+    )
+    assert champion(client) == "1"
+
+    clearly_better = pipeline(real_data, "xgb", learning_rate="0.09")
+    metrics = register_run(client, clearly_better).data.metrics
+    assert metrics["promotion_p_value"] <= 0.05
+    assert metrics["promotion_improvement_low"] > 0
+    assert metrics["promotion_champion_rmse"] == pytest.approx(first.metrics["rmse"])  # re-scored, same rows
+    assert clearly_better.registry.startswith(f"registered {NAME} version 2 as @champion (was version 1)")
+    assert champion(client) == "2"
+
+    worse = pipeline(real_data, "hgb")
+    metrics = register_run(client, worse).data.metrics
+    assert metrics["promotion_improvement"] < 0
+    assert worse.registry.startswith(f"registered {NAME} version 3 as @challenger: not better")
+    assert (champion(client), str(client.get_model_version_by_alias(NAME, "challenger").version)) == (
+        "2",
+        "3",
+    )
+
+    slightly_better = pipeline(real_data, "xgb")
+    metrics = register_run(client, slightly_better).data.metrics
+    assert 0 < metrics["promotion_improvement"] < 0.05 * metrics["promotion_champion_rmse"]
+    assert metrics["promotion_p_value"] > 0.05
+    assert slightly_better.registry.startswith(
+        f"registered {NAME} version 4 as @challenger: better, but not significantly"
+    )
+    assert champion(client) == "2"
+
+    identical = pipeline(real_data, "xgb")
+    assert {step.action for step in identical.steps} == {"reused"}
+    assert "Registry: nothing registered, the inputs are unchanged; last time: " in summary(identical)
+    assert version_count(client) == 4
+    retrained = run_pipeline(make_plan(str(real_data), "time", "92", "xgb", {}, force="true"))
+    assert retrained.registry == "version 4 (@challenger) already holds this model; nothing registered"
+    assert version_count(client) == 4
+
+    rejected = pipeline(real_data, "ridge", alpha="1000000")
+    assert rejected.registry.startswith("rejected, not registered: RMSE ")
+    assert "skill vs hour_workingday_mean" in rejected.registry
+    assert register_run(client, rejected).data.tags[SUMMARY_TAG] == rejected.registry
+    assert (version_count(client), champion(client)) == (4, "2")
+
+
+def test_a_version_carries_its_lineage(client, experiment_id, real_data: Path) -> None:
+    result = pipeline(real_data, "ridge")
+    version = client.get_model_version(NAME, "1")
+    tags = version.tags
+    assert tags["data_sha256"] == hashlib.sha256((real_data / "hour.csv").read_bytes()).hexdigest()
+    assert (tags["model"], json.loads(tags["hyperparameters"])) == ("ridge", {"alpha": "0.1"})
+    assert tags["parent_run_id"] == result.run_id
+    keys = {step.name: client.get_run(step.run_id).data.tags["pipeline.cache_key"] for step in result.steps}
+    assert {name: tags[f"cache_key.{name}"] for name in keys} == keys
+    assert float(tags["holdout.rmse"]) == pytest.approx(result.metrics["rmse"], abs=1e-4)
+    assert float(tags["holdout.skill_vs_last_week"]) == pytest.approx(
+        result.metrics["skill_vs_last_week"], abs=1e-4
+    )
+    assert tags["promotion"] == "@champion: first model: there is no champion yet"
+    train_run = client.get_run(version.run_id)
+    assert train_run.data.tags["mlflow.project.entryPoint"] == "train"
+    assert tags["train_run_id"] == train_run.info.run_id
+    assert tags["git_commit"] == train_run.data.tags.get("mlflow.source.git.commit", "unknown")
+
+
+def test_a_failing_step_leaves_the_registry_unchanged(
+    client, experiment_id, real_data: Path, tmp_path: Path
+) -> None:
+    pipeline(real_data, "ridge")
+    bad = tmp_path / "hour.csv"
+    last_hour = "\n17379,2012-12-31,1,1,12,23,"
+    bad.write_text((real_data / "hour.csv").read_text().replace(last_hour, last_hour.replace(",23,", ",25,")))
+    with pytest.raises(PipelineError, match=r"step ingest failed: .*column 'hr' is outside"):
+        pipeline(bad, "xgb")
+    assert (version_count(client), champion(client)) == (1, "1")
