@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from plumbing.names import CACHE_INDEX_TAG_PREFIX, CACHE_KEY_TAG, KEY_PARTS_TAG
-from plumbing.settings import PROJECT_DIR
+from plumbing.settings import PROJECT_DIR, REQUIREMENTS_FILE
 
 # The project's own packages: a step's code is its module and every module of these that it imports.
 PACKAGES = ("steps", "plumbing", "serving", "demand")
@@ -68,6 +68,17 @@ def code_digests(step: str) -> dict[str, str]:
         path.relative_to(PROJECT_DIR).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in code_files(step)
     }
+
+
+def shipped_model_digest(fitted_digest: str, packages: tuple[str, ...]) -> str:
+    """What a logged model is: its fitted state, the project code it carries (every file of `packages`)
+    and the requirements it pins. A change to any of them is a different model: evaluate and register
+    run again, and the registry sees a new model."""
+    digest = hashlib.sha256(f"{fitted_digest}\0".encode())
+    for path in sorted(p for package in packages for p in (PROJECT_DIR / package).rglob("*.py")):
+        digest.update(path.relative_to(PROJECT_DIR).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(REQUIREMENTS_FILE.read_bytes())
+    return digest.hexdigest()
 
 
 @cache

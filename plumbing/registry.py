@@ -22,7 +22,7 @@ from plumbing.names import CACHE_KEY_TAG, ENTRY_POINT_TAG, KEY_PARTS_TAG, OUTPUT
 from plumbing.tracking import load_model
 
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
-MODEL_DIGEST_TAG = "model_digest"  # on each version: sha256 of the fitted model (demand/models.py)
+MODEL_DIGEST_TAG = "model_digest"  # on each version: the model, code included (keys.shipped_model_digest)
 DECISION_TAG = "promotion"  # on each version: the alias it got and why
 
 

@@ -28,6 +28,7 @@ from demand.models import fit, model_digest
 from demand.schema import MODEL_INPUT_COLUMNS, TARGET, model_inputs
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
+from plumbing.keys import shipped_model_digest
 from plumbing.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
 from plumbing.params import parse_overrides, validate_training
 from plumbing.tracking import StepResult, read_table, record_outputs, step_run
@@ -74,7 +75,7 @@ def train(features: str, model: str, hyperparameters: dict[str, Any]) -> StepRes
     mlflow.log_metrics({"fit_seconds": fit_seconds, "train_rmse": train_rmse})
     info = log_model(pipeline, inputs.head(INPUT_EXAMPLE_ROWS))
     outputs = {"model": info.model_uri}
-    digest = record_outputs(outputs, digest=model_digest(pipeline))
+    digest = record_outputs(outputs, digest=shipped_model_digest(model_digest(pipeline), CODE_PACKAGES))
     log.info("Trained %s on %d rows: %s", model, len(training), info.model_uri)
     return StepResult(mlflow.active_run().info.run_id, outputs, digest)
 

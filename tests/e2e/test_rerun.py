@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from plumbing import settings
 from plumbing.names import MARKED_FAILED_TAG, PID_TAG
 from tests.helpers import (
     ALL_RAN,
@@ -96,6 +98,31 @@ def test_code_changes(client, tracking_uri: str, tmp_path: Path, small_csv: Path
     assert actions(client, newest_parent(client)) == {
         "ingest": "reused", "featurize": "ran", "train": "reused", "evaluate": "reused", "register": "reused",
     }  # fmt: skip
+
+
+def test_a_change_to_the_code_a_model_carries_registers_a_new_version(
+    client, tracking_uri: str, tmp_path: Path, small_csv: Path
+) -> None:
+    """serving/model.py ships inside the model: changing it changes the model, so evaluate and register
+    run again and the registry gets a version carrying the new code."""
+    project = copy_project(tmp_path / "project")
+    passes_the_gate = ("--n_estimators", "200")
+    run_module(project, tracking_uri, small_csv, *passes_the_gate)
+    name = settings.parameter_defaults("main")["model_name"]
+    assert len(client.search_model_versions(f"name = '{name}'")) == 1
+
+    loader = project / "serving" / "model.py"
+    loader.write_text(loader.read_text().replace("send a table of records", "send a table of hourly records"))
+    run_module(project, tracking_uri, small_csv, *passes_the_gate)
+    assert actions(client, newest_parent(client)) == {
+        "ingest": "reused", "featurize": "reused", "train": "ran", "evaluate": "ran", "register": "ran",
+    }  # fmt: skip
+    versions = client.search_model_versions(f"name = '{name}'", order_by=["version_number DESC"])
+    assert len(versions) == 2
+    newest = f"models:/{name}/{versions[0].version}"
+    shipped = Path(mlflow.artifacts.download_artifacts(artifact_uri=newest, dst_path=str(tmp_path / "new")))
+    carried = next(shipped.rglob("serving/model.py")).read_text()
+    assert "send a table of hourly records" in carried
 
 
 def wait_for_running(client: MlflowClient, step: str, timeout: float = 120) -> Run:
