@@ -83,7 +83,7 @@ class Candidate:
 
 def compare_with_champion(champion: Any, name: str, candidate: Candidate) -> tuple[Comparison | None, str]:
     """Re-score the champion on the candidate's test rows and compare; (None, why) when it cannot score."""
-    options = settings.config()["registry"]["promotion"]
+    options = _promotion_rule()
     test = candidate.test
     try:
         champion_predicted = load_model(f"models:/{name}/{champion.version}").predict(model_inputs(test))
@@ -101,31 +101,43 @@ def compare_with_champion(champion: Any, name: str, candidate: Candidate) -> tup
 
 
 def promote(client: MlflowClient, name: str, candidate: Candidate) -> tuple[str, str, dict[str, float]]:
-    """Register and alias; call it holding the registry lock. Returns the version URI, summary, metrics."""
-    existing = existing_version(client, name, candidate.tags[MODEL_DIGEST_TAG])
-    if existing is not None:
-        existing = client.get_model_version(name, existing.version)  # search results carry no aliases
-        aliases = ", ".join(f"@{alias}" for alias in existing.aliases) or "no alias"
-        return (
-            f"models:/{name}/{existing.version}",
-            f"version {existing.version} ({aliases}) already holds this model; nothing registered",
-            {},
-        )
+    """Register, alias, and mark the version decided; call it holding the registry lock. Returns the
+    version URI, a summary and the comparison's metrics.
+
+    The decision tag is written last, so it marks a finished registration. A version that holds this
+    model but has no decision tag was left by a registration that died or failed between its calls (a
+    kill, an OOM, a server error): this run finishes it (compare, alias, tag) instead of skipping it.
+    """
+    version = existing_version(client, name, candidate.tags[MODEL_DIGEST_TAG])
+    if version is not None:
+        version = client.get_model_version(name, version.version)  # search results carry no aliases
+        if DECISION_TAG in version.tags:
+            aliases = ", ".join(f"@{alias}" for alias in version.aliases) or "no alias"
+            summary = f"version {version.version} ({aliases}) already holds this model; nothing registered"
+            return f"models:/{name}/{version.version}", summary, {}
     champion = current_champion(client, name)
-    comparison, unscored = None, ""
-    if champion is not None:
-        comparison, unscored = compare_with_champion(champion, name, candidate)
-    if unscored:
-        alias, why = CHALLENGER, unscored
+    comparison = None
+    if champion is None:
+        alias, why = decide(None, _promotion_rule())
+    elif version is not None and champion.version == version.version:
+        alias, why = CHAMPION, "it had become champion when its registration was interrupted"
     else:
-        alias, why = decide(comparison, settings.config()["registry"]["promotion"])
-    version = mlflow.register_model(
-        candidate.model_uri, name, tags=candidate.tags | {DECISION_TAG: f"@{alias}: {why}"}
-    )
+        comparison, unscored = compare_with_champion(champion, name, candidate)
+        alias, why = (CHALLENGER, unscored) if unscored else decide(comparison, _promotion_rule())
+    finishing = version is not None
+    if version is None:
+        version = mlflow.register_model(candidate.model_uri, name, tags=candidate.tags)
     client.set_registered_model_alias(name, alias, version.version)
-    previous = f" (was version {champion.version})" if alias == CHAMPION and champion is not None else ""
-    summary = f"registered {name} version {version.version} as @{alias}{previous}: {why}"
+    client.set_model_version_tag(name, version.version, DECISION_TAG, f"@{alias}: {why}")
+    was = champion is not None and champion.version != version.version and alias == CHAMPION
+    previous = f" (was version {champion.version})" if was else ""
+    verb = "finished the interrupted registration of" if finishing else "registered"
+    summary = f"{verb} {name} version {version.version} as @{alias}{previous}: {why}"
     return f"models:/{name}/{version.version}", summary, comparison.as_metrics() if comparison else {}
+
+
+def _promotion_rule() -> dict[str, Any]:
+    return settings.config()["registry"]["promotion"]
 
 
 def resolve_model(client: MlflowClient, model_uri: str, model_name: str) -> tuple[str, str]:

@@ -1,5 +1,5 @@
-"""The Model Registry with real pipeline runs on the UCI data: the gate, champion vs challenger, lineage,
-and idempotent reruns."""
+"""The Model Registry with real pipeline runs: the gate, champion vs challenger, lineage, idempotent
+reruns, and a registration cut short that the next run finishes."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from demand.errors import PipelineError
 from plumbing import settings
 from plumbing.names import SUMMARY_TAG
 from plumbing.params import make_plan
+from plumbing.registry import DECISION_TAG
 from plumbing.runner import PipelineResult, summary
 from steps.main import run_pipeline
 
@@ -116,3 +118,39 @@ def test_a_failing_step_leaves_the_registry_unchanged(
     with pytest.raises(PipelineError, match=r"step ingest failed: .*column 'hr' is outside"):
         pipeline(bad, "xgb")
     assert (version_count(client), champion(client)) == (1, "1")
+
+
+def small_pipeline(data: Path, model: str, **overrides: str) -> PipelineResult:
+    """On the small made-up data: ridge passes the gate, and xgb with 200 trees clearly beats it."""
+    return run_pipeline(make_plan(str(data), "time", "7", model, overrides))
+
+
+def decision(client: MlflowClient, version: str) -> str | None:
+    return client.get_model_version(NAME, version).tags.get(DECISION_TAG)
+
+
+def test_a_registration_cut_short_by_a_server_error_is_finished_by_the_next_run(
+    client, experiment_id, small_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_pipeline(small_csv, "ridge")
+    set_alias = MlflowClient.set_registered_model_alias
+    failures = [MlflowException("503 Service Unavailable")]
+
+    def fails_once(self: MlflowClient, *args: object, **kwargs: object) -> None:
+        if failures:
+            raise failures.pop()
+        set_alias(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", fails_once)
+    with pytest.raises(MlflowException, match="503"):
+        small_pipeline(small_csv, "xgb", n_estimators="200")
+    assert (version_count(client), champion(client), decision(client, "2")) == (2, "1", None)
+
+    finished = small_pipeline(small_csv, "xgb", n_estimators="200")
+    assert finished.registry.startswith(
+        f"finished the interrupted registration of {NAME} version 2 as @champion"
+    )
+    assert (version_count(client), champion(client)) == (2, "2")
+    assert decision(client, "2").startswith("@champion: clearly better")
+    again = small_pipeline(small_csv, "xgb", n_estimators="200")
+    assert "Registry: nothing registered" in summary(again)
