@@ -1,8 +1,10 @@
 """Telling a live run from one whose process died: who runs it, and a heartbeat while it runs.
 
-Every step run is tagged with its host and pid; while a CLI runs, a background thread refreshes the
-heartbeat tag of its open runs. A run is abandoned when its process on this host has exited, or when its
-heartbeat is older than `stale_after_seconds` (a crash or power loss on another host).
+Every step run is tagged with its host, pid and the process's start time; while a CLI runs, a background
+thread refreshes the heartbeat tag of its open runs. On this host a run is judged by its process alone:
+abandoned once that process has exited, alive while it runs, however old its heartbeat (a process paused
+by SIGSTOP or a laptop's suspend is alive). A run from another host is abandoned when its heartbeat is
+older than `stale_after_seconds`. A run whose parent is abandoned or ended is abandoned too.
 """
 
 from __future__ import annotations
@@ -14,12 +16,23 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from mlflow import MlflowClient
 
-from plumbing.names import HEARTBEAT_TAG, HOST_TAG, MARKED_FAILED_TAG, PID_TAG
+from plumbing.names import (
+    ENTRY_POINT_TAG,
+    HEARTBEAT_TAG,
+    HOST_TAG,
+    MARKED_FAILED_TAG,
+    PARENT_RUN_TAG,
+    PID_START_TAG,
+    PID_TAG,
+)
 
 log = logging.getLogger(__name__)
+# In /proc/<pid>/stat, after the command name: the 20th field is the start time (field 22 in proc(5)).
+PROC_STAT_STARTTIME = 19
 BEATING_RUNS: set[str] = set()  # the open runs of this process, which the heartbeat refreshes
 BEATING_LOCKS: set[str] = set()  # the locks (experiment ids) this process holds
 _beating = False
@@ -27,17 +40,40 @@ _beating = False
 
 def liveness_tags() -> dict[str, str]:
     """Who is running this run, so a later pipeline can tell a live run from one left by a crash."""
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), HEARTBEAT_TAG: str(int(time.time()))}
+    pid = os.getpid()
+    return {
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(pid),
+        PID_START_TAG: process_start(pid),
+        HEARTBEAT_TAG: str(int(time.time())),
+    }
 
 
 def is_abandoned(tags: dict[str, str], started_seconds: float, now: float, stale_after: float) -> bool:
-    """True when whoever ran this is gone: its process on this host has exited, or its heartbeat (or,
-    without one, its start) is older than `stale_after` seconds."""
+    """True when whoever ran this is gone: on this host, its process has exited (or its pid now belongs
+    to another process); elsewhere, its heartbeat (or, without one, its start) is older than `stale_after`."""
     pid = tags.get(PID_TAG, "")
-    if tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid)):
-        return True
+    if tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit():
+        return not same_process_alive(int(pid), tags.get(PID_START_TAG, ""))
     last_sign = float(tags.get(HEARTBEAT_TAG) or started_seconds)
     return now - last_sign > stale_after
+
+
+def process_start(pid: int) -> str:
+    """When process `pid` started, in clock ticks since boot (Linux's /proc); "" where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rpartition(")")[2].split()[PROC_STAT_STARTTIME]
+
+
+def same_process_alive(pid: int, started: str) -> bool:
+    """`pid` runs, and is the process that started at `started` (when that was recorded and is known)."""
+    if not pid_alive(pid):
+        return False
+    now_started = process_start(pid)
+    return not (started and now_started and started != now_started)
 
 
 def pid_alive(pid: int) -> bool:
@@ -83,16 +119,36 @@ def _beat(client: MlflowClient, interval: float, stop: threading.Event) -> None:
 
 
 def fail_abandoned_runs(
-    client: MlflowClient, experiment_id: str, by_run_id: str, stale_after: float
+    client: MlflowClient, experiment_id: str, by_run_id: str, stale_after: float, orphan_after: float
 ) -> list[str]:
-    """Mark FAILED every RUNNING run of the experiment whose process is gone; return their ids."""
+    """Mark FAILED every RUNNING run of the experiment whose pipeline is gone; return their ids.
+
+    A run no pipeline tagged (a notebook's, or one `mlflow run` created and then crashed before the
+    project's code started, e.g. on a -P name MLflow rejects) is judged only once it is an orphan of
+    `mlflow run`, older than `orphan_after` seconds: an `mlflow run` can spend minutes building an env.
+    """
     now = time.time()
-    failed = []
-    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
-        if run.info.run_id == by_run_id or HOST_TAG not in run.data.tags:
-            continue  # ourselves, or a run no pipeline started (a notebook, an `mlflow run` still building)
-        if is_abandoned(run.data.tags, run.info.start_time / 1000, now, stale_after):
-            client.set_tag(run.info.run_id, MARKED_FAILED_TAG, by_run_id)
-            client.set_terminated(run.info.run_id, "FAILED")
-            failed.append(run.info.run_id)
+    running = {
+        run.info.run_id: run
+        for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'", max_results=1000)
+    }
+    verdicts: dict[str, bool] = {by_run_id: False}
+
+    def abandoned(run_id: str) -> bool:
+        if run_id not in verdicts:
+            run = running[run_id]
+            tags, started = run.data.tags, run.info.start_time / 1000
+            parent = tags.get(PARENT_RUN_TAG)
+            verdicts[run_id] = False  # a cycle of parents, should a store ever hold one, ends here
+            if HOST_TAG in tags:
+                gone = is_abandoned(tags, started, now, stale_after)
+            else:
+                gone = ENTRY_POINT_TAG in tags and now - started > orphan_after
+            verdicts[run_id] = gone or (parent is not None and (parent not in running or abandoned(parent)))
+        return verdicts[run_id]
+
+    failed = [run_id for run_id in running if abandoned(run_id)]
+    for run_id in failed:
+        client.set_tag(run_id, MARKED_FAILED_TAG, by_run_id)
+        client.set_terminated(run_id, "FAILED")
     return failed

@@ -4,8 +4,11 @@ The lock is an MLflow experiment named `<experiment>.lock`. A tracking store cre
 at most once, so creating it is an atomic test-and-set on every store: a local SQLite file, a database,
 or a remote tracking server over REST. Its tags say who holds it (host, pid, run) and a heartbeat.
 A second pipeline waits for the lock (up to `lock_wait_seconds`) and then exits with a clear message.
-A lock or run whose holder is gone, by its pid on this host or by a heartbeat older than
-`stale_after_seconds` anywhere, is taken over and marked FAILED.
+A lock whose holder is gone (plumbing/liveness.py: its process on this host has exited, or, from another
+host, its heartbeat is older than `stale_after_seconds`) is taken over.
+
+The lock is fenced: its holder calls `check()` before each step, and stops with a clear error once the lock
+is no longer its own (a holder on another host, paused longer than `stale_after_seconds`, was taken over).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -27,6 +31,32 @@ OWNER_RUN_TAG = "pipeline.owner_run"
 POLL_SECONDS = 1.0
 
 
+@dataclass(frozen=True)
+class HeldLock:
+    """The lock this process holds: experiment `lock_id` named `name`, owned by run `owner_run_id`."""
+
+    client: MlflowClient
+    name: str
+    lock_id: str
+    owner_run_id: str
+
+    def check(self) -> None:
+        """Raise PipelineError unless the lock is still this holder's."""
+        try:
+            lock = self.client.get_experiment(self.lock_id)
+            held = lock.lifecycle_stage == "active" and lock.name == self.name
+            held = held and lock.tags.get(OWNER_RUN_TAG) == self.owner_run_id
+        except MlflowException:
+            held = False
+        if not held:
+            taker = self.client.get_experiment_by_name(self.name)
+            by = f" to run {taker.tags.get(OWNER_RUN_TAG)}" if taker is not None else ""
+            raise PipelineError(
+                f"this pipeline lost the lock {self.name}{by}: it did not beat for longer than "
+                "pipeline.stale_after_seconds (paused or suspended?); stopping, the other pipeline carries on"
+            )
+
+
 @contextmanager
 def pipeline_lock(
     client: MlflowClient,
@@ -35,13 +65,13 @@ def pipeline_lock(
     *,
     wait: float,
     stale_after: float,
-) -> Iterator[None]:
+) -> Iterator[HeldLock]:
     """Hold `<experiment>.lock` for the duration; wait up to `wait` seconds for another holder."""
     name = f"{experiment_name}.lock"
     lock_id = _acquire(client, name, owner_run_id, wait, stale_after)
     BEATING_LOCKS.add(lock_id)
     try:
-        yield
+        yield HeldLock(client, name, lock_id, owner_run_id)
     finally:
         BEATING_LOCKS.discard(lock_id)
         _discard(client, lock_id, f"{name}.released.{lock_id}")  # on failure the next run takes it over

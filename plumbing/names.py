@@ -33,6 +33,7 @@ OUTPUTS_TAG = "pipeline.outputs"  # JSON: name -> URI the next step reads
 OUTPUT_DIGEST_TAG = "pipeline.output_digest"  # sha256 of what the step produced
 HOST_TAG = "pipeline.host"
 PID_TAG = "pipeline.pid"
+PID_START_TAG = "pipeline.pid_start"  # when that process started: a reused pid is another process
 SUMMARY_TAG = "pipeline.summary"  # one line: what the step decided, for the pipeline's summary
 HEARTBEAT_TAG = "pipeline.heartbeat"  # unix seconds, refreshed while the pipeline runs
 MARKED_FAILED_TAG = "pipeline.marked_failed_by"

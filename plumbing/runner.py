@@ -40,17 +40,19 @@ class PipelineResult:
 
 
 class StepRunner:
-    """Runs each step in a nested run, or reuses a finished run with the same cache key."""
+    """Runs each step in a nested run, or reuses a finished run with the same cache key. Before each step
+    it calls `check_lock`, which raises once the pipeline no longer holds its lock."""
 
     def __init__(
-        self, client: MlflowClient, experiment_id: str, parent_run_id: str, force: tuple[str, ...]
+        self,
+        client: MlflowClient,
+        experiment_id: str,
+        parent_run_id: str,
+        force: tuple[str, ...],
+        check_lock: Callable[[], None],
     ) -> None:
-        self.client, self.experiment_id, self.parent_run_id, self.force = (
-            client,
-            experiment_id,
-            parent_run_id,
-            force,
-        )
+        self.client, self.experiment_id, self.parent_run_id = client, experiment_id, parent_run_id
+        self.force, self.check_lock = force, check_lock
         self.records: list[StepRecord] = []
 
     def run(
@@ -61,6 +63,7 @@ class StepRunner:
         work: Callable[[], StepResult],
     ) -> StepResult:
         started = time.perf_counter()
+        self.check_lock()
         try:
             with step_run(name) as run:
                 parts = keys.key_parts(name, params, inputs())

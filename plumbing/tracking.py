@@ -17,7 +17,7 @@ import pandas as pd
 from demand.errors import PipelineError
 from plumbing.cli import Interrupted
 from plumbing.liveness import BEATING_RUNS, liveness_tags
-from plumbing.names import ENTRY_POINT_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG, SUMMARY_TAG
+from plumbing.names import ENTRY_POINT_TAG, MARKED_FAILED_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG, SUMMARY_TAG
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,23 @@ def step_run(entry_point: str) -> Iterator[mlflow.ActiveRun]:
         BEATING_RUNS.add(run.info.run_id)
         try:
             yield run
+            _refuse_to_finish_if_marked_failed(run.info.run_id)
         except (KeyboardInterrupt, Interrupted):
             mlflow.end_run("KILLED")
             raise
         finally:
             BEATING_RUNS.discard(run.info.run_id)
+
+
+def _refuse_to_finish_if_marked_failed(run_id: str) -> None:
+    """A run another pipeline marked FAILED (this process looked dead to it) stays FAILED: its work is
+    not kept, so that a paused process that resumes never turns it back into FINISHED."""
+    marked_by = mlflow.get_run(run_id).data.tags.get(MARKED_FAILED_TAG)
+    if marked_by:
+        raise PipelineError(
+            f"run {run_id} was marked FAILED by pipeline run {marked_by} while this process looked dead "
+            "(paused or suspended?); its work is not kept: run the pipeline again"
+        )
 
 
 def record_outputs(

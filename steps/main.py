@@ -42,12 +42,13 @@ def run_pipeline(plan: Plan) -> PipelineResult:
             pipeline_lock(
                 client, experiment_name, parent.info.run_id,
                 wait=options["lock_wait_seconds"], stale_after=options["stale_after_seconds"],
-            ),
+            ) as lock,
         ):  # fmt: skip
             marked_failed = fail_abandoned_runs(
-                client, experiment_id, parent.info.run_id, options["stale_after_seconds"]
-            )
-            runner = StepRunner(client, experiment_id, parent.info.run_id, plan.force)
+                client, experiment_id, parent.info.run_id,
+                options["stale_after_seconds"], options["orphan_after_seconds"],
+            )  # fmt: skip
+            runner = StepRunner(client, experiment_id, parent.info.run_id, plan.force, lock.check)
             evaluated, registered = _run_steps(runner, plan)
     records, run_id = runner.records, parent.info.run_id
     return PipelineResult(

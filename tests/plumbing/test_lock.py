@@ -14,9 +14,20 @@ import pytest
 from demand.errors import PipelineError
 from plumbing.liveness import fail_abandoned_runs, is_abandoned, liveness_tags
 from plumbing.lock import OWNER_RUN_TAG, pipeline_lock
-from plumbing.names import EXPERIMENT_NAME, HEARTBEAT_TAG, HOST_TAG, PID_TAG
+from plumbing.names import (
+    ENTRY_POINT_TAG,
+    EXPERIMENT_NAME,
+    HEARTBEAT_TAG,
+    HOST_TAG,
+    MARKED_FAILED_TAG,
+    PARENT_RUN_TAG,
+    PID_START_TAG,
+    PID_TAG,
+)
+from plumbing.tracking import step_run
 
 LOCK = f"{EXPERIMENT_NAME}.lock"
+ORPHAN_AFTER = 900
 
 
 def test_a_held_lock_makes_the_second_pipeline_wait_then_give_up(client, experiment_id) -> None:
@@ -65,7 +76,7 @@ def test_only_runs_a_pipeline_started_are_marked_failed(client, experiment_id) -
         experiment_id, start_time=long_ago, tags={**liveness_tags(), PID_TAG: dead.stdout.strip()}
     )
     live = client.create_run(experiment_id, start_time=long_ago, tags=liveness_tags())
-    assert fail_abandoned_runs(client, experiment_id, "me", stale_after=600) == [crashed.info.run_id]
+    assert fail_abandoned_runs(client, experiment_id, "me", 600, ORPHAN_AFTER) == [crashed.info.run_id]
     assert [client.get_run(run.info.run_id).info.status for run in (notebook, crashed, live)] == [
         "RUNNING",
         "FAILED",
@@ -73,10 +84,67 @@ def test_only_runs_a_pipeline_started_are_marked_failed(client, experiment_id) -
     ]
 
 
-def test_a_live_process_on_this_host_is_not_abandoned() -> None:
+def test_a_step_run_under_a_dead_pipeline_is_marked_failed_whatever_its_heartbeat(
+    client, experiment_id
+) -> None:
+    """The parent's host went quiet; its last step started after the last beat, so its own heartbeat is
+    fresh. It must not survive the takeover RUNNING."""
     now = time.time()
-    tags = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()), HEARTBEAT_TAG: str(int(now))}
-    assert not is_abandoned(tags, now, now, stale_after=60)
+    elsewhere = {HOST_TAG: "elsewhere", PID_TAG: "4242"}
+    parent = client.create_run(
+        experiment_id,
+        start_time=int((now - 900) * 1000),
+        tags={**elsewhere, HEARTBEAT_TAG: str(int(now - 300))},
+    )
+    step = client.create_run(
+        experiment_id, tags={**elsewhere, HEARTBEAT_TAG: str(int(now)), PARENT_RUN_TAG: parent.info.run_id}
+    )
+    failed = fail_abandoned_runs(client, experiment_id, "me", 120, ORPHAN_AFTER)
+    assert sorted(failed) == sorted([parent.info.run_id, step.info.run_id])
+
+
+def test_a_run_mlflow_run_left_before_the_project_started_is_failed_once_it_is_an_orphan(
+    client, experiment_id
+) -> None:
+    """`mlflow run -P 'lr!=0.1'` creates its run, then crashes before any project code tags it."""
+    project_tags = {ENTRY_POINT_TAG: "main"}
+    old = client.create_run(
+        experiment_id, start_time=int((time.time() - 2 * ORPHAN_AFTER) * 1000), tags=project_tags
+    )
+    young = client.create_run(experiment_id, tags=project_tags)  # may still be building its env
+    assert fail_abandoned_runs(client, experiment_id, "me", 120, ORPHAN_AFTER) == [old.info.run_id]
+    assert client.get_run(young.info.run_id).info.status == "RUNNING"
+
+
+def test_a_holder_that_lost_its_lock_stops_at_the_next_check(client, experiment_id) -> None:
+    with pipeline_lock(client, EXPERIMENT_NAME, "first", wait=1, stale_after=600) as lock:
+        lock.check()
+        taken = client.get_experiment_by_name(LOCK)
+        client.rename_experiment(taken.experiment_id, f"{LOCK}.abandoned")  # what a takeover does
+        client.create_experiment(LOCK, tags={**liveness_tags(), OWNER_RUN_TAG: "second"})
+        with pytest.raises(PipelineError, match=rf"this pipeline lost the lock {LOCK} to run second"):
+            lock.check()
+
+
+def test_a_run_marked_failed_by_another_pipeline_is_never_finished(client, experiment_id) -> None:
+    with pytest.raises(PipelineError, match=r"was marked FAILED by pipeline run other while this process"):  # noqa: SIM117
+        with step_run("train") as run:
+            client.set_tag(run.info.run_id, MARKED_FAILED_TAG, "other")
+            client.set_terminated(run.info.run_id, "FAILED")
+    assert client.get_run(run.info.run_id).info.status == "FAILED"
+
+
+def test_a_live_process_on_this_host_is_not_abandoned_however_old_its_heartbeat() -> None:
+    """A process paused by SIGSTOP, or a suspended laptop, is alive: it keeps its runs and its lock."""
+    now = time.time()
+    tags = {**liveness_tags(), HEARTBEAT_TAG: str(int(now - 3600))}
+    assert not is_abandoned(tags, now - 7200, now, stale_after=60)
+
+
+def test_a_pid_that_now_belongs_to_another_process_is_abandoned() -> None:
+    tags = {**liveness_tags(), PID_START_TAG: "1"}  # this pid, but a process that started at boot
+    now = time.time()
+    assert is_abandoned(tags, now, now, stale_after=3600)
 
 
 def test_an_exited_process_on_this_host_is_abandoned_at_once() -> None:
