@@ -1,5 +1,20 @@
 """The one exception type a user is meant to read: what is wrong and what to do, on one line."""
 
+SHOWN_CHARS = 80  # of any value a user supplied: a message repeats no more of it than this
+
 
 class PipelineError(Exception):
     """Bad input or a bad parameter. The CLI prints its message as a single line and exits non-zero."""
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A user-supplied value as a message may show it: a short prefix, on one line (control characters
+    escaped), and how long the whole was when it was cut."""
+    text = str(value)
+    cut = repr(text[:limit])[1:-1]
+    return cut if len(text) <= limit else f"{cut}… ({len(text):,} characters)"
+
+
+def quoted(value: object, limit: int = SHOWN_CHARS) -> str:
+    """`shown`, in quotes: for values inside a sentence."""
+    return f"'{shown(value, limit)}'"

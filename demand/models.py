@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from xgboost import XGBRegressor
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, quoted
 from demand.features import CATEGORICAL_FEATURES, FEATURE_NAMES, HourlyFeatures
 from demand.schema import TARGET, model_inputs
 
@@ -37,7 +37,7 @@ def floor_at_zero(values: np.ndarray) -> np.ndarray:
 def build_model(model: str, hyperparameters: dict[str, Any], seed: int) -> Pipeline:
     """An unfitted pipeline: HourlyFeatures, then the estimator `model` names, with predictions >= 0."""
     if model not in ESTIMATORS:
-        raise PipelineError(f"unknown model {model!r}; choose one of: {', '.join(MODELS)}")
+        raise PipelineError(f"unknown model {quoted(model)}; choose one of: {', '.join(MODELS)}")
     counts = TransformedTargetRegressor(
         ESTIMATORS[model](hyperparameters, seed),
         func=unchanged,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 from pandas.api.types import is_float_dtype, is_integer_dtype, is_numeric_dtype
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, quoted, shown
 
 TARGET = "cnt"
 # `casual + registered == cnt`, and `instant` is a row counter: none of them may ever be a feature.
@@ -53,6 +53,7 @@ FIRST_YEAR = 2011  # yr == 0
 DATE_FORMAT = "%Y-%m-%d"
 MISSING_MARKERS = frozenset({"", "na", "nan", "null", "none"})
 SHOWN_ROWS = 5
+CELL_CHARS = 40  # of a cell or a column name in a message
 
 
 @dataclass(frozen=True)
@@ -125,18 +126,19 @@ def parse_records(
 
 def describe_rows(index: pd.Index, rows: RowNames = CSV_LINES, values: pd.Series | None = None) -> str:
     """'lines 5 ('25'), 9 ('x')' for the first few rows; 'records 4, 8' when values are not shown."""
-    shown = []
+    parts = []
+    show_values = values is not None and rows.show_values
     for position in list(index[:SHOWN_ROWS]):
-        value = f" ({values.loc[position]!r})" if values is not None and rows.show_values else ""
-        shown.append(f"{position + rows.first}{value}")
+        value = f" ({quoted(values.loc[position], CELL_CHARS)})" if show_values else ""
+        parts.append(f"{position + rows.first}{value}")
     more = f" and {len(index) - SHOWN_ROWS} more" if len(index) > SHOWN_ROWS else ""
-    return f"{rows.noun}{'s' if len(index) > 1 else ''} {', '.join(shown)}{more}"
+    return f"{rows.noun}{'s' if len(index) > 1 else ''} {', '.join(parts)}{more}"
 
 
 def _check_columns(raw: pd.DataFrame, label: str, columns: tuple[str, ...]) -> None:
     missing = [c for c in columns if c not in raw.columns]
     ignored = COUNT_COLUMNS if columns == MODEL_INPUT_COLUMNS else ()
-    unexpected = [str(c) for c in raw.columns if c not in columns and c not in ignored]
+    unexpected = [shown(c, CELL_CHARS) for c in raw.columns if c not in columns and c not in ignored]
     if missing:
         raise PipelineError(
             f"{label} is missing column(s) {', '.join(missing)}; expected the columns of UCI hour.csv: "

@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, shown
 from demand.schema import TARGET, parse_hourly, read_csv_text
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def read_hourly(source: str, pinned_sha256: str | None, cache: Path, timeout_sec
         if path.is_dir():
             path = path / HOURLY_FILE
         if not path.is_file():
-            raise PipelineError(f"data file not found: {path}; {OFFLINE_HINT}")
+            raise PipelineError(f"data file not found: {shown(path)}; {OFFLINE_HINT}")
     content, label = _hourly_csv_bytes(path)
     digest = hashlib.sha256(content).hexdigest()
     if pinned_sha256 and digest != pinned_sha256:
@@ -132,7 +132,7 @@ def _cached_or_fail(url: str, target: Path, reason: object) -> Path:
     if target.is_file():
         log.warning("cannot download %s (%s); using the copy cached at %s", url, reason, target)
         return target
-    raise PipelineError(f"cannot download {url} ({reason}); {OFFLINE_HINT}")
+    raise PipelineError(f"cannot download {shown(url)} ({shown(reason)}); {OFFLINE_HINT}")
 
 
 def _hourly_csv_bytes(path: Path) -> tuple[bytes, str]:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, quoted, shown
 from demand.split import SPLITS
 from plumbing import settings
 from plumbing.names import STEPS
@@ -55,7 +55,7 @@ def parse_positive_int(name: str, value: str) -> int:
         number = int(str(value).strip())
     except ValueError:
         raise PipelineError(
-            f"parameter {name}={value!r} is not a whole number; pass e.g. -P {name}=92"
+            f"parameter {name}={quoted(value)} is not a whole number; pass e.g. -P {name}=92"
         ) from None
     if number < 1:
         raise PipelineError(f"parameter {name}={number} must be at least 1")
@@ -66,7 +66,8 @@ def parse_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) ->
     """One of `choices`, or a one-line error that lists them."""
     if value not in choices:
         raise PipelineError(
-            f"unknown {name} {value!r}; choose one of: {', '.join(choices)} (e.g. -P {name}={choices[0]})"
+            f"unknown {name} {quoted(value)}; choose one of: {', '.join(choices)} "
+            f"(e.g. -P {name}={choices[0]})"
         )
     return value
 
@@ -88,12 +89,16 @@ def parse_overrides(arguments: list[str]) -> dict[str, str]:
     tokens = iter(arguments)
     for token in tokens:
         if not token.startswith("--") or len(token) == 2:
-            raise PipelineError(f"unexpected argument {token!r}; pass hyperparameters as -P <name>=<value>")
+            raise PipelineError(
+                f"unexpected argument {quoted(token)}; pass hyperparameters as -P <name>=<value>"
+            )
         name, equals, value = token[2:].partition("=")
         if not equals:
             value = next(tokens, None)
             if value is None:
-                raise PipelineError(f"hyperparameter {name} has no value; pass it as -P {name}=<value>")
+                raise PipelineError(
+                    f"hyperparameter {shown(name)} has no value; pass it as -P {shown(name)}=<value>"
+                )
         overrides[name] = value
     return overrides
 
@@ -105,7 +110,7 @@ def resolve_hyperparameters(
     unknown = sorted(set(overrides) - set(defaults))
     if unknown:
         raise PipelineError(
-            f"unknown hyperparameter(s) {', '.join(unknown)} for model {model}; "
+            f"unknown hyperparameter(s) {', '.join(shown(name) for name in unknown)} for model {model}; "
             f"known: {', '.join(defaults)} (defaults in config.yaml)"
         )
     resolved = dict(defaults)
@@ -121,7 +126,7 @@ def _coerce(name: str, text: str, default: Any) -> Any:
         return text
     if isinstance(default, bool):
         if text.lower() not in ("true", "false"):
-            raise PipelineError(f"hyperparameter {name}={text!r} must be true or false")
+            raise PipelineError(f"hyperparameter {name}={quoted(text)} must be true or false")
         return text.lower() == "true"
     if default is None:  # no type to follow: a number if it reads as one, else null or the text
         return (
@@ -132,11 +137,11 @@ def _coerce(name: str, text: str, default: Any) -> Any:
     number = _number(text)
     if number is None:
         raise PipelineError(
-            f"hyperparameter {name}={text!r} is not a number (config.yaml default: {default})"
+            f"hyperparameter {name}={quoted(text)} is not a number (config.yaml default: {default})"
         )
     if isinstance(default, int) and not isinstance(number, int):
         raise PipelineError(
-            f"hyperparameter {name}={text!r} must be a whole number (config.yaml default: {default})"
+            f"hyperparameter {name}={quoted(text)} must be a whole number (config.yaml default: {default})"
         )
     return float(number) if isinstance(default, float) else number
 
@@ -164,7 +169,7 @@ def parse_model_name(name: str) -> str:
     """A registered model name that is safe in registry search filters and URIs."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
         raise PipelineError(
-            f"parameter model_name={name!r} is not a usable registered model name; "
+            f"parameter model_name={quoted(name)} is not a usable registered model name; "
             "use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return name

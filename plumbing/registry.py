@@ -14,7 +14,7 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, quoted, shown
 from demand.promotion import CHALLENGER, CHAMPION, Comparison, decide, paired_bootstrap
 from demand.schema import TARGET, model_inputs
 from plumbing import settings
@@ -150,8 +150,8 @@ def resolve_model(client: MlflowClient, model_uri: str, model_name: str) -> tupl
         version = client.get_model_version_by_alias(name, alias).version
     except MlflowException:
         raise PipelineError(
-            f"no version of registered model {name!r} has the alias @{alias}; run the pipeline first "
-            "(mlflow run .) or pass -P model_uri=<a model URI>"
+            f"no version of registered model {quoted(name)} has the alias @{shown(alias)}; "
+            "run the pipeline first (mlflow run .) or pass -P model_uri=<a model URI>"
         ) from None
     return f"models:/{name}/{version}", f"{name}/{version}"
 

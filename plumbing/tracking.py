@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, shown
 from plumbing.cli import Interrupted
 from plumbing.liveness import BEATING_RUNS, liveness_tags
 from plumbing.names import ENTRY_POINT_TAG, MARKED_FAILED_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG, SUMMARY_TAG
@@ -119,7 +119,9 @@ def read_table(uri: str, what: str) -> pd.DataFrame:
             return pd.read_parquet(path)
         except Exception as error:  # MLflow and pyarrow raise several types for a bad URI or file
             reason = _first_line(error)
-            raise PipelineError(f"cannot read the {what} at {uri} ({reason}); {URI_HINT}") from None
+            raise PipelineError(
+                f"cannot read the {what} at {shown(uri)} ({shown(reason)}); {URI_HINT}"
+            ) from None
 
 
 def load_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
@@ -127,7 +129,9 @@ def load_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
     try:
         return mlflow.pyfunc.load_model(uri)
     except Exception as error:  # as above
-        raise PipelineError(f"cannot load the model at {uri} ({_first_line(error)}); {URI_HINT}") from None
+        raise PipelineError(
+            f"cannot load the model at {shown(uri)} ({shown(_first_line(error))}); {URI_HINT}"
+        ) from None
 
 
 def _first_line(error: Exception) -> str:

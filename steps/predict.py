@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, shown
 from demand.schema import model_inputs, parse_records, read_csv_text
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
@@ -46,7 +46,9 @@ def predict(input_path: str, output_path: str, model_uri: str, model_name: str) 
     """Read, check, predict and write, logging into the active run."""
     source = Path(input_path)
     if not source.is_file():
-        raise PipelineError(f"input {input_path} is not a file; pass -P input=<a CSV of hourly records>")
+        raise PipelineError(
+            f"input {shown(input_path)} is not a file; pass -P input=<a CSV of hourly records>"
+        )
     content = source.read_bytes()
     records = parse_records(read_csv_text(content, str(source)), str(source))
     uri, version = resolve_model(MlflowClient(), model_uri, model_name)

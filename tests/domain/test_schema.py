@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, quoted, shown
 from demand.schema import HOURLY_COLUMNS, MODEL_INPUT_COLUMNS, parse_hourly, parse_records, read_csv_text
 from tests.synthetic import hourly_table
 
@@ -132,3 +132,27 @@ def test_model_input_contract_has_no_counts() -> None:
     assert not {"cnt", "casual", "registered"} & set(MODEL_INPUT_COLUMNS)
     frame = hourly_table(days=1).loc[:, list(MODEL_INPUT_COLUMNS)]
     assert len(parse_records(frame.astype(str), "records")) == 24
+
+
+@pytest.mark.parametrize("where", ["cell", "column name"])
+def test_a_message_repeats_only_a_short_prefix_of_what_was_sent(where: str) -> None:
+    huge = "x" * 100_000 + "\nsecond line"
+    frame = as_text(hourly_table(days=1))
+    if where == "cell":
+        frame.loc[3, "hr"] = huge
+    else:
+        frame = frame.rename(columns={"windspeed": huge})
+        frame[huge] = frame[huge]  # an unexpected column (and windspeed missing: named first)
+        frame["windspeed"] = "0.1"
+    with pytest.raises(PipelineError) as raised:
+        parse(frame)
+    message = str(raised.value)
+    assert len(message) < 500 and "\n" not in message
+    assert "x" * 40 in message and "(100,012 characters)" in message
+
+
+def test_shown_cuts_and_escapes() -> None:
+    assert shown("short") == "short"
+    assert shown("a\nb") == "a\\nb"
+    assert shown("y" * 100, limit=10) == "yyyyyyyyyy… (100 characters)"
+    assert quoted("it's") == "'it's'"

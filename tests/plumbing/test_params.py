@@ -72,3 +72,22 @@ def test_parse_overrides_as_mlflow_passes_them() -> None:
 def test_bad_parameters(split: str, days: str, message: str) -> None:
     with pytest.raises(PipelineError, match=message):
         validate_split(split, days)
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda huge: parse_overrides([f"--{huge}"]),
+        lambda huge: parse_overrides([huge]),
+        lambda huge: validate_training("xgb", {huge: "1"}),
+        lambda huge: validate_training("xgb", {"max_depth": huge}),
+        lambda huge: validate_training(huge, {}),
+        lambda huge: validate_split("time", huge),
+    ],
+    ids=["name without value", "stray argument", "unknown name", "bad value", "model", "test_days"],
+)
+def test_a_message_repeats_only_a_short_prefix_of_a_parameter(check) -> None:
+    with pytest.raises(PipelineError) as raised:
+        check("z" * 50_000 + "\n$(rm -rf /)")
+    message = str(raised.value)
+    assert len(message) < 400 and "\n" not in message, message

@@ -1,0 +1,49 @@
+"""Serve a model as MLflow's REST API, behind the front of serving/front.py:
+
+    python -m serving -m models:/bike-sharing-demand@champion -p 5001
+
+The same endpoints and request formats as `mlflow models serve --env-manager local` (/invocations, /ping,
+/health, /version), in the current environment; but a bad, oversized or malformed request gets a short
+4xx that names the problem, never an echo of the request or a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+import mlflow
+import uvicorn
+
+from serving.front import MAX_REQUEST_BYTES, MAX_REQUEST_BYTES_ENV, MODEL_PATH_ENV
+
+log = logging.getLogger("serving")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-m", "--model-uri", required=True, help="e.g. models:/bike-sharing-demand@champion")
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, default=5000)
+    parser.add_argument("-w", "--workers", type=int, default=1, help="processes; one per core at most")
+    parser.add_argument("--max-request-bytes", type=int, default=MAX_REQUEST_BYTES)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=args.model_uri)
+    except Exception as error:  # MLflow raises several types for a bad URI, alias or store
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise SystemExit(f"error: cannot load the model {args.model_uri[:200]} ({first_line})") from None
+    log.info("serving %s from %s on http://%s:%d", args.model_uri, local, args.host, args.port)
+    os.environ[MODEL_PATH_ENV] = local
+    os.environ[MAX_REQUEST_BYTES_ENV] = str(args.max_request_bytes)
+    uvicorn.run(
+        "serving.front:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
+    )
+
+
+if __name__ == "__main__":
+    main()

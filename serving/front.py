@@ -1,0 +1,190 @@
+"""A thin ASGI front for MLflow's scoring server: the same REST contract (/invocations, /ping, /health,
+/version), but no answer ever repeats the request or shows internals.
+
+MLflow's own handlers run before the model: for a body they cannot parse they answer with the body quoted
+back (a 50 MB invalid JSON came back as 57 MB) or with a `stack_trace` field full of site-packages paths.
+The front reads the whole request first, refuses what is too large (413), of an unknown type (415), or at
+an unknown path (404) or method (405); passes the rest to MLflow's app unchanged; and replaces every error
+answer by a short one that names the problem. Messages from the model's own record checks
+(serving/model.py) are kept: they name the column, the rule and the record numbers, never the values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from serving.model import REQUEST_LABEL
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+MODEL_PATH_ENV = "SERVING_MODEL_PATH"
+MAX_REQUEST_BYTES_ENV = "SERVING_MAX_REQUEST_BYTES"
+MAX_REQUEST_BYTES = 10 * 1024 * 1024  # about 40,000 JSON records; score larger files with `-e predict`
+MAX_MESSAGE_CHARS = 300
+ROUTES = {"/invocations": "POST", "/ping": "GET", "/health": "GET", "/version": "GET"}
+CONTENT_TYPES = {"application/json": "JSON", "text/csv": "CSV", "application/x-parquet": "Parquet"}
+RECORDS_HINT = (
+    'send {"dataframe_records": [...]} or {"dataframe_split": {...}} as JSON, or CSV or Parquet, '
+    "with the columns of hour.csv"
+)
+
+
+class RequestRefusedError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class GuardedScoringApp:
+    """Wraps MLflow's scoring app (`inner`)."""
+
+    def __init__(self, inner: ASGIApp, max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+        self.inner, self.max_request_bytes = inner, max_request_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # lifespan events
+            await self.inner(scope, receive, send)
+            return
+        try:
+            kind = self._check_route(scope)
+            body = await self._read_body(scope, receive)
+        except RequestRefusedError as refused:
+            await _answer(send, refused.status, refused.code, refused.message)
+            return
+        await self.inner(scope, _replay(body, receive), _Guard(send, kind, body).send)
+
+    def _check_route(self, scope: Scope) -> str:
+        """The request's content kind ("JSON", "CSV", "Parquet"; "" for the GET routes)."""
+        path, method = scope["path"], scope["method"]
+        if path not in ROUTES:
+            raise RequestRefusedError(404, "ENDPOINT_NOT_FOUND", f"no such endpoint; use {', '.join(ROUTES)}")
+        if method != ROUTES[path] and not (method == "HEAD" and ROUTES[path] == "GET"):
+            raise RequestRefusedError(405, "METHOD_NOT_ALLOWED", f"{path} takes {ROUTES[path]} requests")
+        if path != "/invocations":
+            return ""
+        content_type = _header(scope, b"content-type").split(";")[0].strip().lower()
+        if content_type not in CONTENT_TYPES:
+            raise RequestRefusedError(
+                415, "UNSUPPORTED_MEDIA_TYPE", f"Content-Type must be one of {', '.join(CONTENT_TYPES)}"
+            )
+        return CONTENT_TYPES[content_type]
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        too_large = RequestRefusedError(
+            413, "REQUEST_TOO_LARGE", f"the request is larger than {self.max_request_bytes:,} bytes; "
+            "split it, or score a file with `mlflow run . -e predict`",
+        )  # fmt: skip
+        declared = _header(scope, b"content-length")
+        if declared.isdigit() and int(declared) > self.max_request_bytes:
+            raise too_large
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestRefusedError(400, "BAD_REQUEST", "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_request_bytes:
+                raise too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+
+class _Guard:
+    """Passes a success through; replaces an error answer by a short one of its own."""
+
+    def __init__(self, send: Send, kind: str, body: bytes) -> None:
+        self.downstream, self.kind, self.body = send, kind, body
+        self.error_status: int | None = None
+        self.error_body = bytearray()
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            self.error_status = message["status"]
+            return
+        if self.error_status is None:
+            await self.downstream(message)
+            return
+        if message["type"] == "http.response.body":
+            self.error_body += message.get("body", b"")[: 64 * 1024]  # enough to read MLflow's error code
+            if not message.get("more_body", False):
+                status, code, text = safe_error(
+                    self.error_status, bytes(self.error_body), self.kind, self.body
+                )
+                await _answer(self.downstream, status, code, text)
+
+
+def safe_error(status: int, answer: bytes, kind: str, request: bytes) -> tuple[int, str, str]:
+    """A short error for MLflow's error answer: the model's own record checks are kept, the rest replaced."""
+    try:
+        error = json.loads(answer)
+    except ValueError:
+        error = {}
+    error = error if isinstance(error, dict) else {}
+    message = str(error.get("message", ""))
+    if status >= 500 and status != 504:
+        return 500, "INTERNAL_ERROR", "the model could not score this request; the server log says why"
+    if status == 504:
+        return 504, "TIMEOUT", "scoring took longer than the server allows; send fewer records per request"
+    if message.startswith(f"{REQUEST_LABEL}: ") and len(message) <= MAX_MESSAGE_CHARS:
+        return status, str(error.get("error_code", "BAD_REQUEST")), message
+    return status, "BAD_REQUEST", _unreadable(kind, request)
+
+
+def _unreadable(kind: str, request: bytes) -> str:
+    """Why a body MLflow could not read was unreadable, without repeating any of it."""
+    if kind == "JSON":
+        try:
+            json.loads(request)
+        except UnicodeDecodeError:
+            return f"the request body is not UTF-8 text; {RECORDS_HINT}"
+        except json.JSONDecodeError as error:
+            where = f"line {error.lineno} column {error.colno}"
+            return f"the request body is not valid JSON ({error.msg} at {where}); {RECORDS_HINT}"
+    return f"the request body could not be read as {kind or 'records'}; {RECORDS_HINT}"
+
+
+async def _answer(send: Send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"error_code": code, "message": message}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body already read, then the client's own events (a disconnect, when it comes)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replayed
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def create_app() -> GuardedScoringApp:
+    """The app `python -m serving` runs (uvicorn's factory): MLflow's scoring app for the model at
+    $SERVING_MODEL_PATH, behind the front."""
+    from mlflow.pyfunc import scoring_server  # noqa: PLC0415 - heavy; only the server process needs it
+
+    model = scoring_server.load_model_with_mlflow_config(os.environ[MODEL_PATH_ENV])
+    limit = int(os.environ.get(MAX_REQUEST_BYTES_ENV, MAX_REQUEST_BYTES))
+    return GuardedScoringApp(scoring_server.init(model), max_request_bytes=limit)
