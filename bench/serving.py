@@ -1,12 +1,11 @@
-"""Benchmark: the champion served by `mlflow models serve` against the same model called in this process.
+"""Benchmark: the champion served behind the project's front (`python -m serving`), by plain
+`mlflow models serve`, and called in this process.
 
-    (1) Latency of a 1-row POST /invocations (one kept-alive HTTP connection): p50 and p99, next to the
-        in-process `predict` of the same row.
-    (2) Rows per second of a 1,000-row request, as a ratio of the in-process `predict` of the same rows.
+    (1) Latency of a 1-row POST /invocations (one kept-alive HTTP connection per server): p50 and p99.
+    (2) Rows per second of a 1,000-row request, as ratios: front / plain server, served / in-process.
 
-Both sides load the model the same way (pyfunc, skops, pickle disallowed) and run the same record checks.
-Requests and in-process calls alternate, so the machine's noise falls on both sides alike.
-Needs BIKE_SHARING_DATA.
+All three load the model the same way (pyfunc, skops, pickle disallowed) and run the same record checks.
+The three calls alternate, so the machine's noise falls on all of them alike. Needs BIKE_SHARING_DATA.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from bench.pipeline import BIN, hour_csv_from_environment
 from demand.schema import model_inputs, parse_hourly, read_csv_text
 from plumbing import settings
 from plumbing.params import make_plan
+from plumbing.settings import PROJECT_DIR
 from steps.main import run_pipeline
 
 BATCH_ROWS = 1000
@@ -43,13 +43,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(model_uri: str, environment: dict[str, str], scratch: Path) -> tuple[subprocess.Popen, int]:
+SERVERS = {
+    "front": [str(BIN / "python"), "-m", "serving", "-m"],
+    "plain": [str(BIN / "mlflow"), "models", "serve", "--env-manager", "local", "-m"],
+}
+
+
+def start_server(
+    name: str, model_uri: str, environment: dict[str, str], scratch: Path
+) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    command = [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local"]
-    log = (scratch / "serve.log").open("w")
+    log = (scratch / f"{name}.log").open("w")
     server = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port)],
-        env=environment,
+        [*SERVERS[name], model_uri, "--host", "127.0.0.1", "--port", str(port)],
+        env=environment | {"PYTHONPATH": str(PROJECT_DIR)},
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=scratch,
@@ -62,7 +69,7 @@ def start_server(model_uri: str, environment: dict[str, str], scratch: Path) -> 
         except OSError:
             time.sleep(0.5)
     server.kill()
-    sys.exit(f"mlflow models serve did not start:\n{(scratch / 'serve.log').read_text()[-3000:]}")
+    sys.exit(f"the {name} server did not start:\n{(scratch / f'{name}.log').read_text()[-3000:]}")
 
 
 def post(connection: http.client.HTTPConnection, body: bytes) -> float:
@@ -111,34 +118,43 @@ def main() -> None:
         for rows, frame in ((1, one), (BATCH_ROWS, batch))
     }
     environment = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    server, port = start_server(model_uri, environment, scratch)
+    servers = {name: start_server(name, model_uri, environment, scratch) for name in SERVERS}
     try:
         model = mlflow.pyfunc.load_model(model_uri)
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        for _ in range(20):  # warm-up both sides
-            post(connection, bodies[1])
-            timed_call(model.predict, one)
-        served, local = [], []
+        connections = {
+            name: http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            for name, (_, port) in servers.items()
+        }
+        calls = {name: (lambda rows, c=c: post(c, bodies[rows])) for name, c in connections.items()}
+        calls["in-process"] = lambda rows: timed_call(model.predict, one if rows == 1 else batch)
+        for _ in range(20):  # warm-up
+            for call in calls.values():
+                call(1)
+        single: dict[str, list[float]] = {name: [] for name in calls}
         for _ in range(args.requests):
-            served.append(post(connection, bodies[1]))
-            local.append(timed_call(model.predict, one))
-        served_batch, local_batch = [], []
+            for name, call in calls.items():
+                single[name].append(call(1))
+        batches = {name: [] for name in calls}
         for _ in range(args.batches):
-            served_batch.append(post(connection, bodies[BATCH_ROWS]))
-            local_batch.append(timed_call(model.predict, batch))
+            for name, call in calls.items():
+                batches[name].append(call(BATCH_ROWS))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait(timeout=30)
 
     print(f"1-row request, {args.requests} alternating calls (ms):")
-    print(f"  served    : p50 {percentile(served, 50):7.2f}  p99 {percentile(served, 99):7.2f}")
-    print(f"  in-process: p50 {percentile(local, 50):7.2f}  p99 {percentile(local, 99):7.2f}")
-    served_rate = BATCH_ROWS / statistics.median(served_batch)
-    local_rate = BATCH_ROWS / statistics.median(local_batch)
+    for name, seconds in single.items():
+        print(f"  {name:<10}: p50 {percentile(seconds, 50):7.2f}  p99 {percentile(seconds, 99):7.2f}")
+    rates = {name: BATCH_ROWS / statistics.median(seconds) for name, seconds in batches.items()}
     print(f"{BATCH_ROWS}-row request, median of {args.batches} alternating calls:")
-    print(f"  served    : {served_rate:10.0f} rows/s")
-    print(f"  in-process: {local_rate:10.0f} rows/s")
-    print(f"ratio served/in-process rows per second = {served_rate / local_rate:.2f}")
+    for name, rate in rates.items():
+        print(f"  {name:<10}: {rate:10.0f} rows/s")
+    front_p50 = percentile(single["front"], 50) / percentile(single["plain"], 50)
+    print(
+        f"ratio front/plain: 1-row p50 {front_p50:.2f}, rows per second {rates['front'] / rates['plain']:.2f}"
+    )
+    print(f"ratio served (front)/in-process rows per second = {rates['front'] / rates['in-process']:.2f}")
 
 
 if __name__ == "__main__":

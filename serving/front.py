@@ -16,6 +16,7 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from demand.errors import shown
 from serving.model import REQUEST_LABEL
 
 Scope = MutableMapping[str, Any]
@@ -27,7 +28,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MODEL_PATH_ENV = "SERVING_MODEL_PATH"
 MAX_REQUEST_BYTES_ENV = "SERVING_MAX_REQUEST_BYTES"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # about 40,000 JSON records; score larger files with `-e predict`
-MAX_MESSAGE_CHARS = 300
+MAX_MESSAGE_CHARS = 400
 ROUTES = {"/invocations": "POST", "/ping": "GET", "/health": "GET", "/version": "GET"}
 CONTENT_TYPES = {"application/json": "JSON", "text/csv": "CSV", "application/x-parquet": "Parquet"}
 RECORDS_HINT = (
@@ -134,8 +135,8 @@ def safe_error(status: int, answer: bytes, kind: str, request: bytes) -> tuple[i
         return 500, "INTERNAL_ERROR", "the model could not score this request; the server log says why"
     if status == 504:
         return 504, "TIMEOUT", "scoring took longer than the server allows; send fewer records per request"
-    if message.startswith(f"{REQUEST_LABEL}: ") and len(message) <= MAX_MESSAGE_CHARS:
-        return status, str(error.get("error_code", "BAD_REQUEST")), message
+    if message.startswith((f"{REQUEST_LABEL}: ", f"{REQUEST_LABEL} ")):  # the model's record checks
+        return status, str(error.get("error_code", "BAD_REQUEST")), shown(message, MAX_MESSAGE_CHARS)
     return status, "BAD_REQUEST", _unreadable(kind, request)
 
 

@@ -1,14 +1,16 @@
-"""The served champion: a real `mlflow models serve` process with pickle disallowed, good and bad requests."""
+"""The served champion: a real server (`python -m serving`, MLflow's scoring app behind the project's front)
+with pickle disallowed; good requests, bad records, and hostile requests that must never be echoed."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import mlflow
 import numpy as np
@@ -20,7 +22,7 @@ from plumbing import settings
 from plumbing.names import EXPERIMENT_NAME
 from plumbing.params import make_plan
 from steps.main import run_pipeline
-from tests.helpers import VENV_BIN, cli_environment, free_port, wait_until_healthy
+from tests.helpers import PROJECT_DIR, cli_environment, free_port, wait_until_healthy
 
 CHAMPION_URI = f"models:/{settings.parameter_defaults('main')['model_name']}@champion"
 NO_PICKLE = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
@@ -48,14 +50,24 @@ def served(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> Iterato
             os.environ.pop(name, None)
     port = free_port()
     log_path = folder / "serve.log"
-    command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", CHAMPION_URI, "--env-manager", "local"]
+    command = [
+        sys.executable,
+        "-m",
+        "serving",
+        "-m",
+        CHAMPION_URI,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     with log_path.open("w") as log:
         server = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            command,
             env=cli_environment(uri) | NO_PICKLE,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=folder,
+            cwd=PROJECT_DIR,
         )
         try:
             wait_until_healthy(f"http://127.0.0.1:{port}/ping", server, log_path)
@@ -65,13 +77,23 @@ def served(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> Iterato
             server.wait(timeout=30)
 
 
-def post(url: str, body: bytes, content_type: str = "application/json") -> tuple[int, str]:
-    request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": content_type})
+def post(
+    url: str,
+    body: bytes | Iterable[bytes],
+    content_type: str = "application/json",
+    path: str = "/invocations",
+) -> tuple[int, str]:
+    """POST `body` (bytes, or chunks sent with chunked encoding); the status and the answer."""
+    connection = http.client.HTTPConnection(urlparse(url).netloc, timeout=120)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+        chunked = not isinstance(body, bytes)
+        connection.request(
+            "POST", path, body=body, headers={"Content-Type": content_type}, encode_chunked=chunked
+        )
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
 
 
 def test_the_champion_answers_raw_records_with_counts(served, real_data: Path, monkeypatch) -> None:
@@ -126,3 +148,53 @@ def test_a_bad_request_is_a_4xx_that_names_the_problem(served, real_data: Path, 
     assert "Traceback" not in answer
     for echoed in ('"2012-12-31"', "warm", str(records[0]["instant"]), str(records[1]["temp"])):
         assert echoed not in answer, f"the answer echoes the request: {answer}"
+
+
+MARKER = "ECHO-ME-7f3a"  # in every hostile body: an answer that contains it repeats the request
+
+
+def hostile_requests() -> dict[str, tuple[bytes | Iterable[bytes], str, int]]:
+    """Each hostile request: its body, its Content-Type, and the status it must get."""
+    big_invalid_json = b'{"dataframe_records": [' + f'"{MARKER}",'.encode() * 400_000  # ~6 MB, no closing
+    return {
+        "50 MB invalid JSON": (MARKER.encode() * 4_000_000, "application/json", 413),
+        "6 MB invalid JSON": (big_invalid_json, "application/json", 400),
+        "20 MB chunked, no length": ((MARKER.encode() * 100_000 for _ in range(16)), "application/json", 413),
+        "malformed CSV": (f'hr,"{MARKER}\n1,2,3\n"unclosed'.encode(), "text/csv", 400),
+        "CSV of other columns": (f"{MARKER},b\n1,2\n".encode(), "text/csv", 400),
+        "malformed Parquet": (b"PAR1" + MARKER.encode() * 10 + b"PAR1", "application/x-parquet", 415),
+        "JSON that is not records": (json.dumps({MARKER: [1, 2]}).encode(), "application/json", 400),
+        "a 50,000-character column": (
+            json.dumps({"dataframe_records": [{MARKER + "c" * 50_000: 1}]}).encode(),
+            "application/json",
+            400,
+        ),
+        "unknown Content-Type": (MARKER.encode(), "application/xml", 415),
+        "not UTF-8": (b'{"dataframe_records": [{"\xff\xfe": 1}]}' + MARKER.encode(), "application/json", 400),
+    }
+
+
+@pytest.mark.parametrize("case", list(hostile_requests()))
+def test_a_hostile_request_gets_a_short_4xx_that_repeats_nothing(served, case: str) -> None:
+    body, content_type, expected = hostile_requests()[case]
+    status, answer = post(served[0], body, content_type)
+    assert status == expected, answer[:500]
+    assert len(answer) < 1000, f"{len(answer)} characters"
+    error = json.loads(answer)
+    assert set(error) == {"error_code", "message"}
+    assert MARKER not in answer and "site-packages" not in answer and "Traceback" not in answer
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [("GET", "/ping", 200), ("GET", "/health", 200), ("GET", "/version", 200), ("GET", "/invocations", 405),
+     ("POST", "/ping", 405), ("GET", f"/{MARKER}", 404), ("DELETE", "/invocations", 405)],
+)  # fmt: skip
+def test_the_rest_contract_of_mlflow_and_nothing_else(served, method: str, path: str, expected: int) -> None:
+    connection = http.client.HTTPConnection(urlparse(served[0]).netloc, timeout=30)
+    connection.request(method, path)
+    response = connection.getresponse()
+    answer = response.read().decode()
+    connection.close()
+    assert response.status == expected, answer
+    assert MARKER not in answer
