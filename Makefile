@@ -24,6 +24,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 run: install ## Run the whole pipeline: mlflow run . (ENV_MANAGER=..., ARGS="-P model=rf")
+	$(BIN)/python -m scripts.preflight $(ARGS)
 	$(BIN)/mlflow run . --experiment-name $(EXPERIMENT) --env-manager $(ENV_MANAGER) $(ARGS)
 
 rerun: install ## The scheduled rerun: reuse what did not change, fail fast if the server is down

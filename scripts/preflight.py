@@ -1,0 +1,86 @@
+"""What the scheduled rerun and `make run` check before `mlflow run` starts, each failure one line:
+
+    python -m scripts.preflight [mlflow run arguments]     e.g. python -m scripts.preflight -P model=rf
+    python -m scripts.preflight --repair                    repair a half-migrated local store
+
+1. Every `-P name=value` has a name this project can take (letters, digits, _; at most 250). MLflow
+   creates its run before it checks a name, then crashes on one it rejects and leaves that run RUNNING.
+2. A tracking server (http...) answers <uri>/health within the timeout; any HTTP answer counts as up.
+3. A local SQLite store exists and is current: created or upgraded under a file lock (plumbing/store.py),
+   so that two first runs never migrate a new store at once.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import urllib.error
+import urllib.request
+
+import mlflow
+
+from demand.errors import PipelineError, quoted
+from plumbing.store import prepare_store, repair_store
+
+TIMEOUT_SECONDS = 10
+PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,249}")  # MLflow takes up to 250 characters
+PARAMETER_FLAGS = ("-P", "--param-list")
+
+
+def parameter_names(arguments: list[str]) -> list[str]:
+    """The names of the `-P name=value` (or `--param-list name=value`) arguments of `mlflow run`."""
+    names, tokens = [], iter(arguments)
+    for token in tokens:
+        if token in PARAMETER_FLAGS:
+            value = next(tokens, "")
+        elif token.startswith("--param-list="):
+            value = token.removeprefix("--param-list=")
+        elif token.startswith("-P") and len(token) > 2:
+            value = token[2:]
+        else:
+            continue
+        names.append(value.partition("=")[0])
+    return names
+
+
+def check_parameter_names(arguments: list[str]) -> None:
+    for name in parameter_names(arguments):
+        if not PARAMETER_NAME.fullmatch(name):
+            raise PipelineError(
+                f"-P name {quoted(name)} is not one this project takes: use letters, digits and _ "
+                "(e.g. -P learning_rate=0.1); nothing was run"
+            )
+
+
+def check_tracking_server(uri: str) -> None:
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=TIMEOUT_SECONDS).close()
+    except urllib.error.HTTPError:
+        return  # it answered
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise PipelineError(
+            f"the tracking server {uri} does not answer ({reason}); nothing was run. "
+            "Check that it is up, or point MLFLOW_TRACKING_URI elsewhere."
+        ) from None
+
+
+def main() -> None:
+    arguments = sys.argv[1:]
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
+    try:
+        if arguments == ["--repair"]:
+            print(repair_store(uri))
+            return
+        check_parameter_names(arguments)
+        if uri.startswith(("http://", "https://")):
+            check_tracking_server(uri)
+        else:
+            prepare_store(uri)
+    except PipelineError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()
