@@ -6,6 +6,7 @@ turns them into the validated table.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pandas as pd
 
-from demand.errors import PipelineError, shown
+from demand.errors import PipelineError, quoted, shown
 from demand.schema import TARGET, parse_hourly, read_csv_text
 
 log = logging.getLogger(__name__)
@@ -71,39 +73,59 @@ def fetch_hourly(
 def read_hourly(source: str, pinned_sha256: str | None, cache: Path, timeout_seconds: float) -> HourlyBytes:
     """Fetch hour.csv from `source`; when `pinned_sha256` is given the bytes must match it."""
     if is_url(source):
-        path = _cached_download(source, cache, timeout_seconds, refresh=pinned_sha256 is None)
+        path = _cached_download(source, cache, timeout_seconds, pinned_sha256)
         origin = source
     else:
-        path = Path(source).expanduser().resolve()
+        path = local_path(source)
         origin = str(path)
         if path.is_dir():
             path = path / HOURLY_FILE
         if not path.is_file():
             raise PipelineError(f"data file not found: {shown(path)}; {OFFLINE_HINT}")
-    content, label = _hourly_csv_bytes(path)
-    digest = hashlib.sha256(content).hexdigest()
-    if pinned_sha256 and digest != pinned_sha256:
-        raise PipelineError(
-            f"checksum mismatch: {label} has sha256 {digest}, expected the pinned {pinned_sha256}; "
-            f"delete {path} and run again, or {OFFLINE_HINT}"
-        )
+    content, label = hourly_csv(path.read_bytes(), str(path))
+    digest = _checked_digest(content, label, pinned_sha256, f"delete {path} and run again, or {OFFLINE_HINT}")
     return HourlyBytes(origin, label, content, digest, pinned=bool(pinned_sha256))
 
 
-def _cached_download(url: str, cache: Path, timeout_seconds: float, refresh: bool) -> Path:
+def local_path(source: str) -> Path:
+    """The file a `data` value names: a path, or a file:// URI on this host. Any other URI is refused."""
+    parsed = urlparse(source)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise PipelineError(f"data={quoted(source)} names a file on another host; {OFFLINE_HINT}")
+        return Path(url2pathname(parsed.path)).resolve()
+    if len(parsed.scheme) > 1:  # one letter is a Windows drive
+        raise PipelineError(
+            f"data={quoted(source)}: {shown(parsed.scheme, 20)}:// is not a source this pipeline reads; "
+            "pass an http(s) URL, a local path or a file:// URI"
+        )
+    return Path(source).expanduser().resolve()
+
+
+def _checked_digest(content: bytes, label: str, pinned_sha256: str | None, what_to_do: str) -> str:
+    digest = hashlib.sha256(content).hexdigest()
+    if pinned_sha256 and digest != pinned_sha256:
+        expected = f"expected the pinned {pinned_sha256}"
+        raise PipelineError(f"checksum mismatch: {label} has sha256 {digest}, {expected}; {what_to_do}")
+    return digest
+
+
+def _cached_download(url: str, cache: Path, timeout_seconds: float, pinned_sha256: str | None) -> Path:
     """The cached copy of `url`. A pinned file never changes, so its copy is final; any other URL is
-    asked again each run (a conditional request: cheap when nothing changed), so new rows arrive."""
+    asked again each run (a conditional request: cheap when nothing changed), so new rows arrive.
+    A new download replaces the cached copy only once it has been checked: a readable hour.csv, with
+    the pinned digest when there is one."""
     name = Path(urlparse(url).path).name or "download"
     target = cache / hashlib.sha256(url.encode()).hexdigest()[:16] / name
     validators = target.with_name(f".{name}.validators.json")
-    if target.is_file() and not refresh:
+    if target.is_file() and pinned_sha256:
         log.info("Reusing the cached download %s", target)
         return target
     request = urllib.request.Request(url)
     if target.is_file() and validators.is_file():
         for header, value in json.loads(validators.read_text()).items():
             request.add_header(header, value)
-    log.info("Downloading %s", url)
+    log.info("Downloading %s", shown(url))
     try:
         with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
             content = response.read()
@@ -117,6 +139,15 @@ def _cached_download(url: str, cache: Path, timeout_seconds: float, refresh: boo
         return _cached_or_fail(url, target, error.reason)
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         return _cached_or_fail(url, target, getattr(error, "reason", error))
+    try:
+        csv, label = hourly_csv(content, f"the download of {shown(url)}")
+        if TARGET.encode() not in (name.strip() for name in csv[:1024].partition(b"\n")[0].split(b",")):
+            raise PipelineError(f"{label} is not an hour.csv (no {TARGET} column in its header)")
+        _checked_digest(
+            csv, label, pinned_sha256, f"the source changed or the download broke; {OFFLINE_HINT}"
+        )
+    except PipelineError as invalid:
+        return _cached_or_fail(url, target, invalid)
     target.parent.mkdir(parents=True, exist_ok=True)
     for path, data in (
         (target, content),
@@ -130,24 +161,27 @@ def _cached_download(url: str, cache: Path, timeout_seconds: float, refresh: boo
 
 def _cached_or_fail(url: str, target: Path, reason: object) -> Path:
     if target.is_file():
-        log.warning("cannot download %s (%s); using the copy cached at %s", url, reason, target)
+        log.warning(
+            "cannot use a new download of %s (%s); using the copy cached at %s", shown(url), reason, target
+        )
         return target
+    if isinstance(reason, PipelineError):
+        raise reason
     raise PipelineError(f"cannot download {shown(url)} ({shown(reason)}); {OFFLINE_HINT}")
 
 
-def _hourly_csv_bytes(path: Path) -> tuple[bytes, str]:
-    with path.open("rb") as handle:
-        is_zip = handle.read(len(ZIP_MAGIC)) == ZIP_MAGIC
-    if not is_zip:
-        return path.read_bytes(), str(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            members = [m for m in archive.namelist() if Path(m).name == HOURLY_FILE]
-            if not members:
-                raise PipelineError(f"{path} holds no {HOURLY_FILE}; expected the UCI Bike Sharing zip")
-            return archive.read(members[0]), f"{path}!{members[0]}"
-    except zipfile.BadZipFile:
-        raise PipelineError(f"{path} is not a readable zip; delete it or {OFFLINE_HINT}") from None
+def hourly_csv(data: bytes, label: str) -> tuple[bytes, str]:
+    """The bytes of hour.csv in `data` (a UCI zip, or hour.csv itself) and how to name them."""
+    if data.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                members = [m for m in archive.namelist() if Path(m).name == HOURLY_FILE]
+                if not members:
+                    raise PipelineError(f"{label} holds no {HOURLY_FILE}; expected the UCI Bike Sharing zip")
+                return archive.read(members[0]), f"{label}!{members[0]}"
+        except zipfile.BadZipFile:
+            raise PipelineError(f"{label} is not a readable zip; delete it or {OFFLINE_HINT}") from None
+    return data, label
 
 
 def hourly_table(hourly: HourlyBytes) -> pd.DataFrame:

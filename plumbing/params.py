@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from demand.errors import PipelineError, quoted, shown
+from demand.hyperparameters import check_hyperparameters
 from demand.split import SPLITS
 from plumbing import settings
 from plumbing.names import STEPS
@@ -78,9 +79,12 @@ def validate_split(split: str, test_days: str) -> tuple[str, int]:
 
 
 def validate_training(model: str, overrides: dict[str, str]) -> dict[str, Any]:
-    """The resolved hyperparameters, or a one-line error before any work starts."""
+    """The resolved hyperparameters, each checked against its type and range, or a one-line error before
+    any work starts."""
     parse_choice("model", model, tuple(settings.config()["models"]))
-    return resolve_hyperparameters(settings.config()["models"][model], overrides, model)
+    resolved = resolve_hyperparameters(settings.config()["models"][model], overrides, model)
+    check_hyperparameters(model, resolved)
+    return resolved
 
 
 def parse_overrides(arguments: list[str]) -> dict[str, str]:

@@ -130,3 +130,51 @@ def test_line_endings_change_the_recorded_digest_only(tmp_path: Path) -> None:
     crlf = read_hourly(str(write_csv(frame, tmp_path / "a.csv", "\r\n")), None, tmp_path, TIMEOUT)
     lf = read_hourly(str(write_csv(frame, tmp_path / "b.csv", "\n")), None, tmp_path, TIMEOUT)
     assert crlf.sha256 != lf.sha256
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [b"<html><body>502 Bad Gateway</body></html>", b"PK\x03\x04 truncated", b""],
+    ids=["an HTML page", "a truncated zip", "nothing"],
+)
+def test_a_broken_download_never_replaces_the_good_cached_copy(
+    file_server: tuple[str, Path], small_csv: Path, tmp_path: Path, broken: bytes
+) -> None:
+    base, folder = file_server
+    make_zip(small_csv, folder / "bike.zip")
+    cache = tmp_path / "cache"
+    good = read_hourly(f"{base}/bike.zip", None, cache, TIMEOUT)
+    (folder / "bike.zip").write_bytes(broken)  # the server now answers 200 with something else
+    again = read_hourly(f"{base}/bike.zip", None, cache, TIMEOUT)
+    assert again.sha256 == good.sha256
+    (cached,) = cache.rglob("bike.zip")
+    assert cached.read_bytes().startswith(b"PK\x03\x04") and len(cached.read_bytes()) > 100
+
+
+def test_a_broken_first_download_is_one_line_and_caches_nothing(
+    file_server: tuple[str, Path], tmp_path: Path
+) -> None:
+    base, folder = file_server
+    (folder / "bike.zip").write_bytes(b"<html>maintenance</html>")
+    with pytest.raises(PipelineError, match=r"the download of .*bike\.zip is not an hour\.csv"):
+        read_hourly(f"{base}/bike.zip", None, tmp_path / "cache", TIMEOUT)
+    assert not list((tmp_path / "cache").rglob("bike.zip"))
+
+
+def test_a_file_uri_reads_the_file(small_csv: Path, tmp_path: Path) -> None:
+    by_uri = read_hourly(small_csv.as_uri(), None, tmp_path, TIMEOUT)
+    assert by_uri.sha256 == read_hourly(str(small_csv), None, tmp_path, TIMEOUT).sha256
+    assert by_uri.source == str(small_csv)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("file://elsewhere/data/hour.csv", r"names a file on another host"),
+        ("s3://bucket/hour.csv", r"s3:// is not a source this pipeline reads"),
+        ("file:///nowhere/hour.csv", r"data file not found: /nowhere/hour\.csv"),
+    ],
+)
+def test_other_uris_are_refused_in_one_line(tmp_path: Path, data: str, message: str) -> None:
+    with pytest.raises(PipelineError, match=message):
+        read_hourly(data, None, tmp_path, TIMEOUT)

@@ -91,3 +91,13 @@ def test_a_message_repeats_only_a_short_prefix_of_a_parameter(check) -> None:
         check("z" * 50_000 + "\n$(rm -rf /)")
     message = str(raised.value)
     assert len(message) < 400 and "\n" not in message, message
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_config_defaults_are_within_their_ranges(model: str) -> None:
+    validate_training(model, {})
+
+
+def test_an_override_out_of_range_is_refused_before_any_work() -> None:
+    with pytest.raises(PipelineError, match=r"hyperparameter learning_rate='-1.0' must be > 0 and <= 1"):
+        validate_training("xgb", {"learning_rate": "-1"})
