@@ -1,6 +1,7 @@
 """The one exception type a user is meant to read: what is wrong and what to do, on one line."""
 
 SHOWN_CHARS = 80  # of any value a user supplied: a message repeats no more of it than this
+PATH_CHARS = 240  # of a path or URI: longer, since the whole of one is usually needed to act on it
 
 
 class PipelineError(Exception):
@@ -18,3 +19,8 @@ def shown(value: object, limit: int = SHOWN_CHARS) -> str:
 def quoted(value: object, limit: int = SHOWN_CHARS) -> str:
     """`shown`, in quotes: for values inside a sentence."""
     return f"'{shown(value, limit)}'"
+
+
+def shown_path(path: object) -> str:
+    """`shown`, with room for a whole path or URI."""
+    return shown(path, PATH_CHARS)

@@ -22,7 +22,7 @@ from urllib.request import url2pathname
 
 import pandas as pd
 
-from demand.errors import PipelineError, quoted, shown
+from demand.errors import PipelineError, quoted, shown, shown_path
 from demand.schema import TARGET, parse_hourly, read_csv_text
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def read_hourly(source: str, pinned_sha256: str | None, cache: Path, timeout_sec
         if path.is_dir():
             path = path / HOURLY_FILE
         if not path.is_file():
-            raise PipelineError(f"data file not found: {shown(path)}; {OFFLINE_HINT}")
+            raise PipelineError(f"data file not found: {shown_path(path)}; {OFFLINE_HINT}")
     content, label = hourly_csv(path.read_bytes(), str(path))
     digest = _checked_digest(content, label, pinned_sha256, f"delete {path} and run again, or {OFFLINE_HINT}")
     return HourlyBytes(origin, label, content, digest, pinned=bool(pinned_sha256))
@@ -140,7 +140,7 @@ def _cached_download(url: str, cache: Path, timeout_seconds: float, pinned_sha25
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         return _cached_or_fail(url, target, getattr(error, "reason", error))
     try:
-        csv, label = hourly_csv(content, f"the download of {shown(url)}")
+        csv, label = hourly_csv(content, f"the download of {shown_path(url)}")
         if TARGET.encode() not in (name.strip() for name in csv[:1024].partition(b"\n")[0].split(b",")):
             raise PipelineError(f"{label} is not an hour.csv (no {TARGET} column in its header)")
         _checked_digest(
@@ -167,7 +167,7 @@ def _cached_or_fail(url: str, target: Path, reason: object) -> Path:
         return target
     if isinstance(reason, PipelineError):
         raise reason
-    raise PipelineError(f"cannot download {shown(url)} ({shown(reason)}); {OFFLINE_HINT}")
+    raise PipelineError(f"cannot download {shown_path(url)} ({shown(reason)}); {OFFLINE_HINT}")
 
 
 def hourly_csv(data: bytes, label: str) -> tuple[bytes, str]:

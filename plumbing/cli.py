@@ -4,16 +4,19 @@ KILLED, a PipelineError is one line and a non-zero exit."""
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from types import FrameType
 
 import mlflow
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, shown_path
 from plumbing import settings
 from plumbing.liveness import heartbeat
 from plumbing.names import EXPERIMENT_NAME
@@ -21,6 +24,7 @@ from plumbing.names import EXPERIMENT_NAME
 log = logging.getLogger(__name__)
 EXPERIMENT_ENV_VARS = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID")
 EXIT_INTERRUPTED = 130
+FULL_BYTES = 1024 * 1024  # a disk with less free space than this is full
 
 
 class Interrupted(BaseException):
@@ -54,3 +58,28 @@ def run_cli(work: Callable[[], object]) -> None:
     except Interrupted as interruption:
         log.error("stopped by %s: the running runs are marked KILLED; the next run resumes", interruption)
         sys.exit(EXIT_INTERRUPTED)
+    except Exception as error:
+        where = full_disk(error)
+        if where is None:
+            raise
+        log.error("no space left on %s; free some space and run again (the next run resumes)", where)
+        sys.exit(1)
+
+
+def full_disk(error: BaseException) -> str | None:
+    """Where the disk is full, when `error` (or what caused it) says so: a path, or the store."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return shown_path(error.filename) if error.filename else _full_folder()
+        if "database or disk is full" in str(error):
+            return "the disk of the tracking store"
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _full_folder() -> str:
+    """A write error names no file: the folder this process writes to whose disk is full."""
+    for folder in (tempfile.gettempdir(), os.getcwd()):
+        if shutil.disk_usage(folder).free < FULL_BYTES:
+            return folder
+    return "the device"

@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from demand.errors import PipelineError, shown
+from demand.errors import PipelineError, shown, shown_path
 from plumbing.cli import Interrupted
 from plumbing.liveness import BEATING_RUNS, liveness_tags
 from plumbing.names import ENTRY_POINT_TAG, MARKED_FAILED_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG, SUMMARY_TAG
@@ -120,7 +120,7 @@ def read_table(uri: str, what: str) -> pd.DataFrame:
         except Exception as error:  # MLflow and pyarrow raise several types for a bad URI or file
             reason = _first_line(error)
             raise PipelineError(
-                f"cannot read the {what} at {shown(uri)} ({shown(reason)}); {URI_HINT}"
+                f"cannot read the {what} at {shown_path(uri)} ({shown(reason)}); {URI_HINT}"
             ) from None
 
 
@@ -130,7 +130,7 @@ def load_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
         return mlflow.pyfunc.load_model(uri)
     except Exception as error:  # as above
         raise PipelineError(
-            f"cannot load the model at {shown(uri)} ({shown(_first_line(error))}); {URI_HINT}"
+            f"cannot load the model at {shown_path(uri)} ({shown(_first_line(error))}); {URI_HINT}"
         ) from None
 
 

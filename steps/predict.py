@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import mlflow
 import numpy as np
-import pandas as pd
 from mlflow import MlflowClient
 
-from demand.errors import PipelineError, shown
+from demand.errors import PipelineError, shown_path
 from demand.schema import model_inputs, parse_records, read_csv_text
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
+from plumbing.files import output_file, write_csv_atomically
 from plumbing.params import parse_model_name
 from plumbing.registry import resolve_model
 from plumbing.tracking import StepResult, load_model, step_run
@@ -34,20 +32,13 @@ log = logging.getLogger(__name__)
 PREDICTION_COLUMN = "predicted_cnt"
 
 
-def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
-    """Readers of `path` see the old file or the whole new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".partial", delete=False) as scratch:
-        table.to_csv(scratch, index=False)
-    os.replace(scratch.name, path)
-
-
 def predict(input_path: str, output_path: str, model_uri: str, model_name: str) -> StepResult:
     """Read, check, predict and write, logging into the active run."""
+    target = output_file(output_path)
     source = Path(input_path)
     if not source.is_file():
         raise PipelineError(
-            f"input {shown(input_path)} is not a file; pass -P input=<a CSV of hourly records>"
+            f"input {shown_path(input_path)} is not a file; pass -P input=<a CSV of hourly records>"
         )
     content = source.read_bytes()
     records = parse_records(read_csv_text(content, str(source)), str(source))
@@ -57,11 +48,11 @@ def predict(input_path: str, output_path: str, model_uri: str, model_name: str) 
     mlflow.set_tags({"input_sha256": hashlib.sha256(content).hexdigest(), "input_path": input_path})
     inputs = model_inputs(records)
     predicted = np.asarray(load_model(uri).predict(inputs), dtype="float64")
-    write_csv_atomically(inputs.assign(**{PREDICTION_COLUMN: predicted}), Path(output_path))
+    write_csv_atomically(inputs.assign(**{PREDICTION_COLUMN: predicted}), target)
     mlflow.log_metric("rows", len(records))
     log.info("Wrote %d predictions of %s to %s", len(records), version, output_path)
     run_id = mlflow.active_run().info.run_id
-    return StepResult(run_id, {}, hashlib.sha256(Path(output_path).read_bytes()).hexdigest())
+    return StepResult(run_id, {}, hashlib.sha256(target.read_bytes()).hexdigest())
 
 
 def main() -> None:

@@ -78,3 +78,38 @@ def test_predict_without_a_champion_says_what_to_do(
                           "-P", f"input={source}", "-P", f"output={tmp_path / 'out.csv'}")  # fmt: skip
     assert finished.returncode != 0
     assert "no version of registered model 'bike-sharing-demand' has the alias @champion" in finished.stderr
+
+
+def test_an_output_folder_is_refused_before_any_work(
+    client: MlflowClient, tracking_uri: str, champion: str, real_data: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "records.csv"
+    source.write_text("\n".join(hour_csv_lines(real_data, 2)) + "\n")
+    finished = mlflow_run(tracking_uri, "-e", "predict", "--env-manager", "local",
+                          "-P", f"input={source}", "-P", f"output={tmp_path}")  # fmt: skip
+    assert finished.returncode != 0
+    assert f"output {tmp_path} is a folder, not a file" in error_lines(finished)[0]
+    assert sorted(path.name for path in tmp_path.iterdir() if path.suffix == ".csv") == ["records.csv"]
+    (run,) = runs_by_entry_point(client)["predict"]
+    assert run.info.status == "FAILED"
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(
+    client: MlflowClient, tracking_uri: str, champion: str, real_data: Path, tmp_path: Path, small_disk: Path
+) -> None:
+    source = tmp_path / "records.csv"
+    source.write_text("\n".join(hour_csv_lines(real_data, 5000)) + "\n")  # ~400 KB of predictions
+    output = small_disk / "predictions.csv"
+    finished = mlflow_run(tracking_uri, "-e", "predict", "--env-manager", "local",
+                          "-P", f"input={source}", "-P", f"output={output}")  # fmt: skip
+    assert finished.returncode != 0
+    (line,) = error_lines(finished)
+    assert f"cannot write {output}: no space left on device" in line
+    assert list(small_disk.iterdir()) == []
+    (run,) = runs_by_entry_point(client)["predict"]
+    assert run.info.status == "FAILED"
+
+
+def error_lines(finished) -> list[str]:
+    """The project's own error lines (MLflow adds one of its own: `Run ... failed`)."""
+    return [line for line in finished.stderr.splitlines() if " ERROR plumbing." in line]

@@ -1,0 +1,43 @@
+"""Output files: a folder is refused before any work, a write is whole or absent, a full disk is one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from demand.errors import PipelineError
+from plumbing.cli import full_disk
+from plumbing.files import output_file, write_csv_atomically
+
+
+def test_a_folder_is_not_an_output_file(tmp_path: Path) -> None:
+    for text in (str(tmp_path), f"{tmp_path}/new/", ""):
+        with pytest.raises(PipelineError, match="is a folder, not a file"):
+            output_file(text)
+    assert output_file(str(tmp_path / "made" / "p.csv")).parent.is_dir()
+
+
+def test_a_write_on_a_full_disk_is_one_line_and_leaves_no_partial_file(small_disk: Path) -> None:
+    previous = small_disk / "predictions.csv"
+    previous.write_text("the old predictions\n")
+    big = pd.DataFrame({"value": range(100_000)})  # ~600 KB of CSV
+    with pytest.raises(PipelineError, match=r"cannot write .*predictions\.csv: no space left on device"):
+        write_csv_atomically(big, previous)
+    assert [path.name for path in small_disk.iterdir()] == ["predictions.csv"]
+    assert previous.read_text() == "the old predictions\n", "the old file is untouched"
+
+
+def test_full_disk_is_found_in_what_caused_an_error(
+    small_disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(small_disk)  # the folder this process writes to
+    try:
+        try:
+            (small_disk / "f").write_bytes(b"x" * 200_000)
+        except OSError as error:
+            raise RuntimeError("logging the artifact failed") from error
+    except RuntimeError as wrapped:
+        assert full_disk(wrapped) == str(small_disk)  # the write error names no file; the full folder
+    assert full_disk(ValueError("no")) is None
