@@ -7,6 +7,8 @@ EXPERIMENT ?= bike-sharing-demand
 ENV_MANAGER ?= virtualenv
 # Extra arguments for `mlflow run`, e.g. ARGS="-P model=rf".
 ARGS ?=
+# BIKE_SHARING_DATA, when set, is passed as -P data (unless ARGS has one), so that params.data names it.
+DATA_ARGS := $(if $(BIKE_SHARING_DATA),$(if $(findstring data=,$(ARGS)),,-P data=$(abspath $(BIKE_SHARING_DATA))))
 # The venv's tools come first, so `mlflow run --env-manager local` runs the steps with them.
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -24,8 +26,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 run: install ## Run the whole pipeline: mlflow run . (ENV_MANAGER=..., ARGS="-P model=rf")
-	$(BIN)/python -m scripts.preflight $(ARGS)
-	$(BIN)/mlflow run . --experiment-name $(EXPERIMENT) --env-manager $(ENV_MANAGER) $(ARGS)
+	$(BIN)/python -m scripts.preflight $(DATA_ARGS) $(ARGS)
+	$(BIN)/mlflow run . --experiment-name $(EXPERIMENT) --env-manager $(ENV_MANAGER) $(DATA_ARGS) $(ARGS)
 
 rerun: install ## The scheduled rerun: reuse what did not change, fail fast if the server is down
 	scripts/rerun $(ARGS)

@@ -52,6 +52,7 @@ def lineage(client: MlflowClient, model_uri: str, parent_run_id: str | None) -> 
                 found[f"cache_key.{step}"] = key
             if step == "ingest" and KEY_PARTS_TAG in run.data.tags:
                 found["data_sha256"] = json.loads(run.data.tags[KEY_PARTS_TAG])["inputs"]["data"]
+                found["data_source"] = run.data.params.get("data_source", "unknown")
     return found
 
 

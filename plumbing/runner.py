@@ -61,12 +61,16 @@ class StepRunner:
         params: dict[str, Any],
         inputs: Callable[[], dict[str, str]],
         work: Callable[[], StepResult],
+        used: Callable[[], dict[str, str]] = dict,
     ) -> StepResult:
+        """`used`, called after `inputs`, names what the step reads (e.g. the data source): logged as
+        params whether the step runs or is reused, so that a reused run names it too."""
         started = time.perf_counter()
         self.check_lock()
         try:
             with step_run(name) as run:
                 parts = keys.key_parts(name, params, inputs())
+                mlflow.log_params(used())
                 key = keys.cache_key(parts)
                 mlflow.set_tags(keys.key_tags(name, key, parts))
                 reusable = name not in self.force

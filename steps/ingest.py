@@ -30,9 +30,11 @@ DIGEST_LENGTH = 32  # MLflow stores at most 36 characters of a dataset digest; t
 
 def ingest(data: str, hourly: HourlyBytes | None = None) -> StepResult:
     """Fetch (unless `hourly` was fetched already), validate and log the data in the active run."""
-    mlflow.log_param("data", data)
     hourly = hourly or settings.fetch_data(data)
     table = hourly_table(hourly)
+    # `data` names what was read, unless `mlflow run -e ingest` logged it already, as passed.
+    if "data" not in mlflow.get_run(mlflow.active_run().info.run_id).data.params:
+        mlflow.log_param("data", hourly.source)
     mlflow.log_params(
         {
             "data_source": hourly.source,

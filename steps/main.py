@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
+import mlflow
 from mlflow import MlflowClient
 
 from demand.sources import HourlyBytes
@@ -33,26 +34,19 @@ def step_function(name: str) -> Callable[..., StepResult]:
 def run_pipeline(plan: Plan) -> PipelineResult:
     """All the steps under one parent run, holding the experiment's pipeline lock."""
     options = settings.config()["pipeline"]
+    stale_after, orphan_after = options["stale_after_seconds"], options["orphan_after_seconds"]
     with step_run("main") as parent:
-        client = MlflowClient()
-        experiment_id = parent.info.experiment_id
-        experiment_name = client.get_experiment(experiment_id).name
+        client, run_id, experiment_id = MlflowClient(), parent.info.run_id, parent.info.experiment_id
+        name, wait = client.get_experiment(experiment_id).name, options["lock_wait_seconds"]
         with (
             heartbeat(client, options["heartbeat_seconds"]),
-            pipeline_lock(
-                client, experiment_name, parent.info.run_id,
-                wait=options["lock_wait_seconds"], stale_after=options["stale_after_seconds"],
-            ) as lock,
-        ):  # fmt: skip
-            marked_failed = fail_abandoned_runs(
-                client, experiment_id, parent.info.run_id,
-                options["stale_after_seconds"], options["orphan_after_seconds"],
-            )  # fmt: skip
-            runner = StepRunner(client, experiment_id, parent.info.run_id, plan.force, lock.check)
+            pipeline_lock(client, name, run_id, wait=wait, stale_after=stale_after) as lock,
+        ):
+            failed = fail_abandoned_runs(client, experiment_id, run_id, stale_after, orphan_after)
+            runner = StepRunner(client, experiment_id, run_id, plan.force, lock.check)
             evaluated, registered = _run_steps(runner, plan)
-    records, run_id = runner.records, parent.info.run_id
     return PipelineResult(
-        run_id, experiment_id, records, evaluated.metrics, registered.summary, marked_failed
+        run_id, experiment_id, runner.records, evaluated.metrics, registered.summary, failed
     )
 
 
@@ -63,7 +57,15 @@ def _run_steps(runner: StepRunner, plan: Plan) -> tuple[StepResult, StepResult]:
         fetched.append(settings.fetch_data(plan.data))
         return {"data": fetched[0].sha256}
 
-    ingested = runner.run("ingest", {}, data_digest, lambda: step_function("ingest")(plan.data, fetched[0]))
+    def data_used() -> dict[str, str]:
+        """What was read, as params of the ingest run (run or reused) and of the parent run."""
+        read = {"data_source": fetched[0].source, "data_sha256": fetched[0].sha256}
+        mlflow.log_params(read, run_id=runner.parent_run_id)
+        return {"data": fetched[0].source, **read}
+
+    ingested = runner.run(
+        "ingest", {}, data_digest, lambda: step_function("ingest")(plan.data, fetched[0]), data_used
+    )
     table = ingested.outputs["table"]
     featurized = runner.run(
         "featurize",

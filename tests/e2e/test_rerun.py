@@ -199,3 +199,19 @@ def test_tracking_server_down_fails_fast_with_a_clear_line(tmp_path: Path) -> No
     assert time.monotonic() - started < 30
     (line,) = result.stderr.strip().splitlines()
     assert "the tracking server http://127.0.0.1:9/ does not answer" in line
+
+
+def test_the_scheduled_rerun_records_the_data_it_read_as_params_data(
+    client, tracking_uri: str, experiment_id: str, small_csv: Path
+) -> None:
+    environment = cli_environment(tracking_uri) | {"BIKE_SHARING_DATA": str(small_csv)}
+    result = subprocess.run(
+        [str(PROJECT_DIR / "scripts" / "rerun"), "-P", "test_days=7", "-P", "model=ridge"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (parent,) = runs_by_entry_point(client)["main"]
+    assert parent.data.params["data"] == parent.data.params["data_source"] == str(small_csv)

@@ -12,7 +12,7 @@ import pytest
 
 from demand.errors import PipelineError
 from demand.metrics import BASELINES, METRICS
-from demand.sources import cache_dir
+from demand.sources import DATA_ENV_VAR, cache_dir
 from plumbing import settings
 from plumbing.names import DATASET_NAME, STEPS, SUMMARY_TAG
 from plumbing.runner import summary
@@ -132,3 +132,20 @@ def _write_tampered_zip(source: Path, target: Path) -> None:
                 if name.endswith("hour.csv")
                 else data,
             )
+
+
+def test_the_params_name_the_data_actually_read_even_when_reused(
+    client, experiment_id, small_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BIKE_SHARING_DATA replaces the default download: every params.data shows the file read instead."""
+    monkeypatch.setenv(DATA_ENV_VAR, str(small_csv))
+    default = settings.parameter_defaults("ingest")["data"]
+    first = pipeline(default, "time", "7", "ridge", FAST)
+    second = pipeline(default, "time", "7", "ridge", FAST)
+    for result in (first, second):
+        (ingest,) = [step for step in result.steps if step.name == "ingest"]
+        params = client.get_run(ingest.run_id).data.params
+        assert params["data"] == params["data_source"] == str(small_csv)
+        assert params["data_sha256"] == hashlib.sha256(small_csv.read_bytes()).hexdigest()
+        assert client.get_run(result.run_id).data.params["data_source"] == str(small_csv)
+    assert [step.action for step in second.steps if step.name == "ingest"] == ["reused"]

@@ -93,6 +93,7 @@ def test_a_version_carries_its_lineage(client, experiment_id, real_data: Path) -
     version = client.get_model_version(NAME, "1")
     tags = version.tags
     assert tags["data_sha256"] == hashlib.sha256((real_data / "hour.csv").read_bytes()).hexdigest()
+    assert tags["data_source"] == str(real_data.resolve())
     assert (tags["model"], json.loads(tags["hyperparameters"])) == ("ridge", {"alpha": "0.1"})
     assert tags["parent_run_id"] == result.run_id
     keys = {step.name: client.get_run(step.run_id).data.tags["pipeline.cache_key"] for step in result.steps}
