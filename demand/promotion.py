@@ -3,7 +3,11 @@
 Gate: a model is registered only when its holdout RMSE is at most `max_rmse` and it beats each baseline
 by at least `min_skill_vs_baselines` (skill = 1 - RMSE / baseline RMSE).
 
-Promotion: the candidate and the current champion are scored on the same test rows, today's. A paired
+Like with like: the two are compared only on today's test rows from days that neither trained on (each
+version records the days it was trained on). When the champion trained on some test days and fewer than
+`min_comparable_days` others remain, they cannot be compared and the champion stays.
+
+Promotion: the candidate and the current champion are scored on the same test rows. A paired
 bootstrap over test days resamples whole days (errors within a day are correlated, so rows are not
 independent) and recomputes both RMSEs on each resample. The candidate is promoted when its RMSE is
 lower in at least `confidence` of the resamples (a one-sided test, p = the share of resamples where it
@@ -18,6 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from demand.split import in_day_ranges
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -64,9 +71,32 @@ class Comparison:
         low, high = self.interval
         return (
             f"RMSE {self.candidate_rmse:.2f} vs champion {self.champion_rmse:.2f} on the same "
-            f"{self.days} test days: improvement {self.improvement:+.2f} "
+            f"{self.days} test days neither trained on: improvement {self.improvement:+.2f} "
             f"(95% interval {low:+.2f}..{high:+.2f}), p = {self.p_value:.3f}"
         )
+
+
+def unseen_by_champion(
+    test_days: pd.Series, champion_trained_on: str | None, champion: str, min_days: int
+) -> tuple[np.ndarray | None, str]:
+    """Which test rows the champion never trained on, or (None, why the two cannot be compared).
+
+    `champion_trained_on` is the champion's training days as `day_ranges` writes them (None: unknown).
+    """
+    if champion_trained_on is None:
+        return None, (
+            f"cannot be compared: champion version {champion} does not record the days it was trained on; "
+            "the champion stays"
+        )
+    unseen = ~in_day_ranges(test_days, champion_trained_on)
+    unseen_days, all_days = test_days[unseen].nunique(), test_days.nunique()
+    if unseen_days < min(min_days, all_days):
+        return None, (
+            f"cannot be compared: champion version {champion} trained on {all_days - unseen_days} of the "
+            f"{all_days} test days, which leaves {unseen_days} (at least {min_days} needed); "
+            "the champion stays"
+        )
+    return unseen, ""
 
 
 def paired_bootstrap(

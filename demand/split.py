@@ -6,6 +6,7 @@ kaggle: days 20 and later of each month are the test rows, as in Kaggle's "Bike 
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from demand.errors import PipelineError
@@ -40,3 +41,23 @@ def describe_split(train: pd.DataFrame, test: pd.DataFrame) -> dict[str, str]:
         return f"{frame['dteday'].min().date()}..{frame['dteday'].max().date()}"
 
     return {"train_period": span(train), "test_period": span(test)}
+
+
+def day_ranges(days: pd.Series) -> str:
+    """The calendar days present, as runs of consecutive days: '2011-01-01..2011-01-19,2011-02-01..'."""
+    unique = pd.DatetimeIndex(pd.to_datetime(days).dt.normalize().unique()).sort_values()
+    if unique.empty:
+        return ""
+    breaks = np.flatnonzero((unique[1:] - unique[:-1]) != pd.Timedelta(days=1))
+    starts, ends = unique[np.r_[0, breaks + 1]], unique[np.r_[breaks, len(unique) - 1]]
+    return ",".join(f"{start.date()}..{end.date()}" for start, end in zip(starts, ends, strict=True))
+
+
+def in_day_ranges(days: pd.Series, ranges: str) -> np.ndarray:
+    """For each of `days`, whether it lies in one of `ranges` (as day_ranges writes them)."""
+    dates = pd.to_datetime(days).dt.normalize().to_numpy()
+    inside = np.zeros(len(dates), dtype=bool)
+    for span in filter(None, ranges.split(",")):
+        start, _, end = span.partition("..")
+        inside |= (dates >= np.datetime64(start)) & (dates <= np.datetime64(end))
+    return inside

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from demand.errors import PipelineError, quoted, shown
-from demand.promotion import CHALLENGER, CHAMPION, Comparison, decide, paired_bootstrap
+from demand.promotion import CHALLENGER, CHAMPION, Comparison, decide, paired_bootstrap, unseen_by_champion
 from demand.schema import TARGET, model_inputs
 from plumbing import settings
 from plumbing.names import CACHE_KEY_TAG, ENTRY_POINT_TAG, KEY_PARTS_TAG, OUTPUT_DIGEST_TAG, PARENT_RUN_TAG
@@ -23,6 +23,7 @@ from plumbing.tracking import load_model
 
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 MODEL_DIGEST_TAG = "model_digest"  # on each version: the model, code included (keys.shipped_model_digest)
+TRAIN_DAYS_TAG = "train_days"  # on each version: the days it was trained on (demand/split.py day_ranges)
 DECISION_TAG = "promotion"  # on each version: the alias it got and why
 
 
@@ -83,17 +84,26 @@ class Candidate:
 
 
 def compare_with_champion(champion: Any, name: str, candidate: Candidate) -> tuple[Comparison | None, str]:
-    """Re-score the champion on the candidate's test rows and compare; (None, why) when it cannot score."""
+    """Re-score the champion on the candidate's test rows that neither trained on, and compare; (None,
+    why) when it cannot score them or too few are left."""
     options = _promotion_rule()
-    test = candidate.test
+    unseen, why = unseen_by_champion(
+        candidate.test["dteday"],
+        champion.tags.get(TRAIN_DAYS_TAG),
+        champion.version,
+        options["min_comparable_days"],
+    )
+    if unseen is None:
+        return None, why
+    test, predicted = candidate.test[unseen].reset_index(drop=True), candidate.predicted[unseen]
     try:
         champion_predicted = load_model(f"models:/{name}/{champion.version}").predict(model_inputs(test))
     except (PipelineError, MlflowException) as error:
-        return None, f"champion version {champion.version} cannot score today's test rows ({error})"
+        return None, f"champion version {champion.version} cannot score today's test rows ({shown(error)})"
     comparison = paired_bootstrap(
         test["dteday"].to_numpy(),
         test[TARGET].to_numpy(dtype="float64"),
-        candidate.predicted,
+        predicted,
         np.asarray(champion_predicted, dtype="float64"),
         samples=options["bootstrap_samples"],
         seed=settings.config()["seed"],

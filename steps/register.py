@@ -28,12 +28,13 @@ from mlflow import MlflowClient
 from demand.metrics import BASELINES, METRICS, holdout_scores
 from demand.promotion import gate_failures
 from demand.schema import model_inputs
+from demand.split import day_ranges
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
 from plumbing.lock import pipeline_lock
 from plumbing.names import FEATURES_DIR, PARENT_RUN_TAG, TEST_FILE, TRAIN_FILE
 from plumbing.params import parse_model_name
-from plumbing.registry import Candidate, lineage, promote
+from plumbing.registry import TRAIN_DAYS_TAG, Candidate, lineage, promote
 from plumbing.tracking import StepResult, load_model, read_table, record_outputs, step_run
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def register(features: str, model_uri: str, model_name: str) -> StepResult:
         tags = lineage(client, model_uri, run.data.tags.get(PARENT_RUN_TAG))
         tags |= {f"holdout.{name}": f"{scores[name]:.4f}" for name in METRICS}
         tags |= {f"holdout.skill_vs_{name}": f"{scores[f'skill_vs_{name}']:.4f}" for name in BASELINES}
+        tags[TRAIN_DAYS_TAG] = day_ranges(train["dteday"])
         options = settings.config()["pipeline"]
         with pipeline_lock(
             client, f"registry.{model_name}", run.info.run_id,

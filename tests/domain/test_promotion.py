@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from demand.metrics import BASELINES
-from demand.promotion import CHALLENGER, CHAMPION, decide, gate_failures, paired_bootstrap
+from demand.promotion import CHALLENGER, CHAMPION, decide, gate_failures, paired_bootstrap, unseen_by_champion
+from demand.split import day_ranges, in_day_ranges
 from plumbing import settings
 
 RULE = settings.config()["registry"]["promotion"]
@@ -81,3 +83,32 @@ def test_the_gate_names_every_failed_criterion() -> None:
         f"skill vs {BASELINES[1]} 2.0% is below the required {GATE['min_skill_vs_baselines']:.0%}",
     ]
     assert gate_failures(dict.fromkeys(failing, 0.5) | {"rmse": float("nan")}, GATE, BASELINES)
+
+
+def test_only_test_days_the_champion_never_trained_on_are_compared() -> None:
+    test_days = pd.Series(pd.date_range("2012-12-01", periods=31, freq="D").repeat(24))
+    trained_on = day_ranges(pd.Series(pd.date_range("2012-01-01", "2012-12-10", freq="D")))
+    unseen, why = unseen_by_champion(test_days, trained_on, "3", min_days=14)
+    assert (
+        why == ""
+        and test_days[unseen].nunique() == 21
+        and test_days[unseen].min() == pd.Timestamp("2012-12-11")
+    )
+    unseen, why = unseen_by_champion(test_days, trained_on, "3", min_days=22)
+    assert unseen is None
+    assert why == (
+        "cannot be compared: champion version 3 trained on 10 of the 31 test days, which leaves 21 "
+        "(at least 22 needed); the champion stays"
+    )
+    unseen, why = unseen_by_champion(test_days.head(48), "2011-01-01..2011-12-31", "3", min_days=14)
+    assert unseen is not None and unseen.all(), "no overlap: a short test window is compared whole"
+    assert unseen_by_champion(test_days, None, "3", 14)[1].startswith(
+        "cannot be compared: champion version 3 does not"
+    )
+
+
+def test_day_ranges_round_trip() -> None:
+    days = pd.Series(pd.to_datetime(["2011-01-03", "2011-01-01", "2011-01-02", "2011-01-02", "2011-02-01"]))
+    assert day_ranges(days) == "2011-01-01..2011-01-03,2011-02-01..2011-02-01"
+    probe = pd.Series(pd.to_datetime(["2011-01-04", "2011-01-03", "2011-02-01", "2010-12-31"]))
+    assert in_day_ranges(probe, day_ranges(days)).tolist() == [False, True, True, False]

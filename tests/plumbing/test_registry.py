@@ -155,3 +155,23 @@ def test_a_registration_cut_short_by_a_server_error_is_finished_by_the_next_run(
     assert decision(client, "2").startswith("@champion: clearly better")
     again = small_pipeline(small_csv, "xgb", n_estimators="200")
     assert "Registry: nothing registered" in summary(again)
+
+
+def test_a_changed_split_compares_only_days_neither_model_trained_on(
+    client, experiment_id, real_data: Path
+) -> None:
+    """The time split's champion trained on every day up to 2012-09-30; the Kaggle split tests days 20 and
+    later of every month. Only the 35 such days in October to December are fair to both."""
+    run_pipeline(make_plan(str(real_data), "time", "92", "ridge", {}))
+    kaggle = run_pipeline(make_plan(str(real_data), "kaggle", "92", "xgb", {}))
+    assert kaggle.registry.startswith(f"registered {NAME} version 2 as @champion (was version 1)")
+    assert "on the same 35 test days neither trained on" in kaggle.registry
+    assert client.get_model_version(NAME, "2").tags["train_days"].startswith("2011-01-01..2011-01-19,")
+
+    # The last 25 days: the Kaggle champion trained on December 7 to 19, which leaves only 12 days.
+    recent = run_pipeline(make_plan(str(real_data), "time", "25", "xgb", {}))
+    assert recent.registry.endswith(
+        "as @challenger: cannot be compared: champion version 2 trained on 13 of the 25 test days, "
+        "which leaves 12 (at least 14 needed); the champion stays"
+    )
+    assert champion(client) == "2"
