@@ -22,7 +22,7 @@ from steps.main import run_pipeline
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # What a copy of the project needs to run (tests that change code work on a copy).
-PROJECT_FILES = ("MLproject", "config.yaml", "README.md", "requirements.txt", *PACKAGES)
+PROJECT_FILES = ("MLproject", "python_env.yaml", "config.yaml", "README.md", "requirements.txt", *PACKAGES)
 VENV_BIN = Path(sys.executable).parent
 CLI_TIMEOUT_SECONDS = 900
 ALL_RAN = dict.fromkeys(STEPS, "ran")

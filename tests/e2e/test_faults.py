@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from plumbing.names import EXPERIMENT_NAME, HOST_TAG, MARKED_FAILED_TAG
 from plumbing.registry import DECISION_TAG
 from tests.e2e.test_rerun import copy_project, wait_for_running
-from tests.helpers import PROJECT_DIR, cli_environment, pipeline, runs_by_entry_point
+from tests.helpers import PROJECT_DIR, VENV_BIN, cli_environment, pipeline, runs_by_entry_point
 from tests.plumbing.test_registry import NAME, champion
 
 # Liveness in seconds instead of minutes, so that a pause outlives the heartbeat within a test.
@@ -149,3 +149,28 @@ def test_a_pipeline_that_lost_its_lock_stops_and_never_finishes_a_run_marked_fai
     assert len(marked) >= 2, "the first pipeline's parent and train runs"
     assert {run.info.status for run in marked} == {"FAILED"}
     assert "RUNNING" not in {run.info.status for run in runs}
+
+
+def test_a_run_mlflow_run_leaves_before_the_project_starts_is_cleaned_up_by_a_later_pipeline(
+    client: MlflowClient, tracking_uri: str, experiment_id: str, tmp_path: Path, small_csv: Path
+) -> None:
+    """`mlflow run -P 'lr!=0.1'` creates its run, then crashes on the name before any project code runs."""
+    project = copy_project(tmp_path / "project")
+    config = yaml.safe_load((project / "config.yaml").read_text())
+    config["pipeline"]["orphan_after_seconds"] = 1
+    (project / "config.yaml").write_text(yaml.safe_dump(config))
+    crashed = subprocess.run(
+        [str(VENV_BIN / "mlflow"), "run", str(project), "--experiment-name", EXPERIMENT_NAME,
+         "--env-manager", "local", "-P", "lr!=0.1"],
+        env=cli_environment(tracking_uri), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert crashed.returncode != 0
+    (orphan,) = client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
+    time.sleep(1.5)
+    later = subprocess.run(
+        module_command(small_csv, "--n_estimators", "30"),
+        cwd=project, env=cli_environment(tracking_uri), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert later.returncode == 0, later.stderr[-3000:]
+    assert client.get_run(orphan.info.run_id).info.status == "FAILED"
+    assert "RUNNING" not in {run.info.status for run in client.search_runs([experiment_id])}
