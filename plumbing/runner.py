@@ -17,6 +17,7 @@ from demand.errors import PipelineError
 from demand.metrics import BASELINES
 from plumbing import cache, keys
 from plumbing.names import OUTPUT_DIGEST_TAG, OUTPUTS_TAG, REUSED_FROM_TAG, SUMMARY_TAG
+from plumbing.store import redacted, without_credentials
 from plumbing.tracking import StepResult, step_run
 
 
@@ -132,5 +133,11 @@ def summary(result: PipelineResult) -> str:
         lines.append(f"Registry: nothing registered, the inputs are unchanged; last time: {result.registry}")
     else:
         lines.append(f"Registry: {result.registry}")
-    lines.append(f"Look: mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}")
+    uri = mlflow.get_tracking_uri()
+    server = uri.startswith(("http://", "https://"))
+    lines.append(
+        f"Look: {without_credentials(uri)}"
+        if server
+        else f"Look: mlflow ui --backend-store-uri {redacted(uri)}"
+    )
     return "\n".join(lines)

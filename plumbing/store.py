@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -65,7 +66,7 @@ def prepare_store(uri: str) -> str:
     """Create or upgrade the SQLite store at `uri` under the lock; say what was done."""
     path = sqlite_path(uri)
     if path is None:
-        return f"nothing to prepare for {_without_credentials(uri)}"
+        return f"nothing to prepare for {redacted(uri)}"
     with store_lock(path):
         leftovers = leftover_tables(path)
         if leftovers:
@@ -92,9 +93,7 @@ def repair_store(uri: str) -> str:
     """
     path = sqlite_path(uri)
     if path is None or not path.is_file():
-        raise PipelineError(
-            f"{REPAIR_COMMAND} repairs a local SQLite store; {_without_credentials(uri)} is not one"
-        )
+        raise PipelineError(f"{REPAIR_COMMAND} repairs a local SQLite store; {redacted(uri)} is not one")
     with store_lock(path), sqlite3.connect(path) as connection:
         tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         for leftover in leftover_tables(path):
@@ -107,6 +106,18 @@ def repair_store(uri: str) -> str:
     return prepare_store(uri)
 
 
-def _without_credentials(uri: str) -> str:
-    """A store URI as a message may show it: never the user and password of a database URI."""
-    return uri.rsplit("@", maxsplit=1)[-1]
+def redacted(uri: str) -> str:
+    """A tracking or store URI as output may show it: the password, if any, replaced by ***."""
+    parsed = urlsplit(uri)
+    if parsed.password is None:
+        return uri
+    host = parsed.netloc.rpartition("@")[2]
+    return urlunsplit(parsed._replace(netloc=f"{parsed.username}:***@{host}"))
+
+
+def without_credentials(uri: str) -> str:
+    """A URI with no user and password in it: what a request may be sent to."""
+    parsed = urlsplit(uri)
+    if "@" not in parsed.netloc:
+        return uri
+    return urlunsplit(parsed._replace(netloc=parsed.netloc.rpartition("@")[2]))

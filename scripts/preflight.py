@@ -21,7 +21,7 @@ import urllib.request
 import mlflow
 
 from demand.errors import PipelineError, quoted
-from plumbing.store import prepare_store, repair_store
+from plumbing.store import prepare_store, redacted, repair_store, without_credentials
 
 TIMEOUT_SECONDS = 10
 PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,249}")  # MLflow takes up to 250 characters
@@ -55,13 +55,14 @@ def check_parameter_names(arguments: list[str]) -> None:
 
 def check_tracking_server(uri: str) -> None:
     try:
-        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=TIMEOUT_SECONDS).close()
+        health = f"{without_credentials(uri).rstrip('/')}/health"
+        urllib.request.urlopen(health, timeout=TIMEOUT_SECONDS).close()
     except urllib.error.HTTPError:
         return  # it answered
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise PipelineError(
-            f"the tracking server {uri} does not answer ({reason}); nothing was run. "
+            f"the tracking server {redacted(uri)} does not answer ({reason}); nothing was run. "
             "Check that it is up, or point MLFLOW_TRACKING_URI elsewhere."
         ) from None
 

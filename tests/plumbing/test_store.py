@@ -11,7 +11,14 @@ import pytest
 from mlflow import MlflowClient
 
 from demand.errors import PipelineError
-from plumbing.store import REPAIR_COMMAND, leftover_tables, prepare_store, repair_store
+from plumbing.store import (
+    REPAIR_COMMAND,
+    leftover_tables,
+    prepare_store,
+    redacted,
+    repair_store,
+    without_credentials,
+)
 from scripts.preflight import check_parameter_names, parameter_names
 
 
@@ -65,3 +72,20 @@ def test_parameter_names_in_every_form_mlflow_run_takes() -> None:
     arguments = ["-P", "a=1", "-Pb=2", "--param-list", "c=3", "--param-list=d=4", "--env-manager", "local"]
     assert parameter_names(arguments) == ["a", "b", "c", "d"]
     check_parameter_names(arguments)
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown", "sent"),
+    [
+        (
+            "postgresql://mlflow:s3cret@db:5432/mlflow",
+            "postgresql://mlflow:***@db:5432/mlflow",
+            "postgresql://db:5432/mlflow",
+        ),
+        ("http://alice:s3cret@127.0.0.1:5000", "http://alice:***@127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("http://127.0.0.1:5000", "http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+        ("sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db", "sqlite:////tmp/mlflow.db"),
+    ],
+)
+def test_a_uri_is_never_shown_with_its_password(uri: str, shown: str, sent: str) -> None:
+    assert (redacted(uri), without_credentials(uri)) == (shown, sent)
