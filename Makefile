@@ -13,14 +13,14 @@ DATA_ARGS := $(if $(BIKE_SHARING_DATA),$(if $(findstring data=,$(ARGS)),,-P data
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run rerun test lint format bench ui clean
+.PHONY: help install run rerun test lint format bench ui clean stack stack-down
 
 help: ## Show this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-9s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## Create .venv with the pinned runtime and development packages
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-stack.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
@@ -47,6 +47,12 @@ bench: install ## Benchmarks: pipeline vs a script without MLflow; reused rerun 
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.rerun
 	$(BIN)/python -m bench.serving
+
+stack: install ## Start the team stack: mlflow server + PostgreSQL + S3 (SeaweedFS), logins (STACK_DIR=.stack)
+	$(BIN)/python -m scripts.stack up
+
+stack-down: ## Stop the team stack that `make stack` started (its data stays)
+	$(BIN)/python -m scripts.stack down
 
 ui: install ## Open the MLflow UI on the local tracking store
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db

@@ -1,0 +1,120 @@
+"""The team stack on this machine: `mlflow server` with basic-auth, PostgreSQL as its store (and its users'
+store), and SeaweedFS as a real S3 object store for the artifacts, all on 127.0.0.1.
+
+    python -m scripts.stack up        make stack: start what is not running, wait until it answers
+    python -m scripts.stack down      make stack-down: stop what `up` started, by pid
+    python -m scripts.stack status
+
+Settings, from the environment:
+    STACK_DIR       where state, logs, pid files and the env files live (default .stack)
+    STACK_POSTGRES  the PostgreSQL server (default postgresql://postgres@127.0.0.1:5432/)
+    STACK_DB        the database of the tracking store; its users go to <STACK_DB>_auth (default mlflow)
+    STACK_WORKERS   tracking server processes (default 2, for 2 cores; one per core is a fair start)
+    STACK_S3_ENDPOINT, STACK_S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: an existing S3 store to use
+                    instead of starting SeaweedFS
+Ports, passwords and keys are chosen on the first `up` and kept in $STACK_DIR/state.json (mode 0600), so
+data and logins survive a down/up cycle. Nothing here prints a password.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from plumbing.store import redacted
+from scripts import stack_parts as parts
+
+ADMIN, PIPELINE = "admin", "pipeline"
+
+
+def settings() -> dict[str, str]:
+    return {
+        "dir": os.environ.get("STACK_DIR", ".stack"),
+        "postgres": os.environ.get("STACK_POSTGRES", "postgresql://postgres@127.0.0.1:5432/"),
+        "db": os.environ.get("STACK_DB", "mlflow"),
+        "workers": os.environ.get("STACK_WORKERS", "2"),
+        "s3_endpoint": os.environ.get("STACK_S3_ENDPOINT", ""),
+        "bucket": os.environ.get("STACK_S3_BUCKET", "mlflow"),
+    }
+
+
+def load_state(folder: Path, options: dict[str, str]) -> dict[str, object]:
+    """Ports, passwords and keys: made on the first `up`, then read back."""
+    path = folder / "state.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    external = bool(options["s3_endpoint"])
+    state = {
+        "ports": parts.free_ports(["mlflow"] + ([] if external else list(parts.WEED_PORTS))),
+        "admin_password": secrets.token_urlsafe(18),
+        "pipeline_password": secrets.token_urlsafe(18),
+        "flask_secret": secrets.token_hex(32),
+        "s3_access_key": os.environ.get("AWS_ACCESS_KEY_ID")
+        if external
+        else "STACK" + secrets.token_hex(8).upper(),
+        "s3_secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") if external else secrets.token_urlsafe(30),
+    }
+    parts.write_private(path, json.dumps(state, indent=2))
+    return state
+
+
+def up() -> None:
+    options = settings()
+    folder = Path(options["dir"]).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    state = load_state(folder, options)
+    url = f"http://127.0.0.1:{state['ports']['mlflow']}"
+    if parts.running(folder, "mlflow") and (options["s3_endpoint"] or parts.running(folder, "weed")):
+        print(f"The stack in {folder} is already up: {url} (nothing changed)")
+        return
+    tracking_db, auth_db = parts.ensure_databases(options["postgres"], options["db"])
+    endpoint = options["s3_endpoint"] or parts.start_seaweedfs(folder, state)
+    parts.ensure_bucket(endpoint, options["bucket"], state)
+    parts.start_mlflow_server(folder, state, options, (tracking_db, auth_db), endpoint)
+    parts.wait_until_healthy(folder, url)
+    parts.create_user(url, (ADMIN, state["admin_password"]), PIPELINE, state["pipeline_password"])
+    parts.grant_edit_on_everything(url, (ADMIN, state["admin_password"]), PIPELINE)
+    tracking = {"MLFLOW_TRACKING_URI": url}
+    parts.write_env(folder / "env", tracking | {
+        "MLFLOW_TRACKING_USERNAME": PIPELINE, "MLFLOW_TRACKING_PASSWORD": state["pipeline_password"],
+    })  # fmt: skip
+    parts.write_env(folder / "admin.env", tracking | {
+        "MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": state["admin_password"],
+        "MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": state["s3_access_key"],
+        "AWS_SECRET_ACCESS_KEY": state["s3_secret_key"], "STACK_S3_BUCKET": options["bucket"],
+    })  # fmt: skip
+    print(f"The stack is up: {url} (store {redacted(tracking_db)}, artifacts s3://{options['bucket']})")
+    print("Point the pipeline at it (the pipeline user's login is in that file, mode 0600):")
+    print(f"  set -a; . {folder / 'env'}; set +a")
+    print("  scripts/rerun        # or: make run ENV_MANAGER=local")
+
+
+def down() -> None:
+    folder = Path(settings()["dir"]).resolve()
+    stopped = [name for name in ("mlflow", "weed") if parts.stop(folder, name)]
+    print(
+        f"Stopped {', '.join(stopped)} in {folder}" if stopped else f"Nothing of the stack in {folder} runs"
+    )
+
+
+def status() -> None:
+    folder = Path(settings()["dir"]).resolve()
+    for name in ("mlflow", "weed"):
+        print(f"{name}: {'running' if parts.running(folder, name) else 'stopped'}")
+
+
+def main() -> None:
+    commands = {"up": up, "down": down, "status": status}
+    if len(sys.argv) != 2 or sys.argv[1] not in commands:
+        sys.exit(f"usage: python -m scripts.stack {'|'.join(commands)}")
+    try:
+        commands[sys.argv[1]]()
+    except parts.StackError as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()
