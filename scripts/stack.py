@@ -26,6 +26,7 @@ from pathlib import Path
 
 from plumbing.store import redacted
 from scripts import stack_parts as parts
+from scripts import stack_services as services
 
 ADMIN, PIPELINE = "admin", "pipeline"
 
@@ -70,13 +71,13 @@ def up() -> None:
     if parts.running(folder, "mlflow") and (options["s3_endpoint"] or parts.running(folder, "weed")):
         print(f"The stack in {folder} is already up: {url} (nothing changed)")
         return
-    tracking_db, auth_db = parts.ensure_databases(options["postgres"], options["db"])
-    endpoint = options["s3_endpoint"] or parts.start_seaweedfs(folder, state)
-    parts.ensure_bucket(endpoint, options["bucket"], state)
-    parts.start_mlflow_server(folder, state, options, (tracking_db, auth_db), endpoint)
-    parts.wait_until_healthy(folder, url)
-    parts.create_user(url, (ADMIN, state["admin_password"]), PIPELINE, state["pipeline_password"])
-    parts.grant_edit_on_everything(url, (ADMIN, state["admin_password"]), PIPELINE)
+    tracking_db, auth_db = services.ensure_databases(options["postgres"], options["db"])
+    endpoint = options["s3_endpoint"] or services.start_seaweedfs(folder, state)
+    services.ensure_bucket(endpoint, options["bucket"], state)
+    services.start_mlflow_server(folder, state, options, (tracking_db, auth_db), endpoint)
+    services.wait_until_healthy(folder, url)
+    services.create_user(url, (ADMIN, state["admin_password"]), PIPELINE, state["pipeline_password"])
+    services.grant_edit_on_everything(url, (ADMIN, state["admin_password"]), PIPELINE)
     tracking = {"MLFLOW_TRACKING_URI": url}
     parts.write_env(folder / "env", tracking | {
         "MLFLOW_TRACKING_USERNAME": PIPELINE, "MLFLOW_TRACKING_PASSWORD": state["pipeline_password"],

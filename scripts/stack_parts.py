@@ -1,9 +1,8 @@
-"""The pieces scripts/stack.py puts together: processes with pid files, PostgreSQL databases, the S3 bucket,
-the tracking server and its users. Every failure is a StackError: one line, no password in it."""
+"""Processes and files of the team stack (scripts/stack.py): free ports, detached processes with pid files,
+files only their owner reads, and waiting with progress."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -12,17 +11,11 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import requests
-
-from plumbing.store import redacted
 
 BIN = Path(sys.executable).parent
 WEED_PORTS = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc")
 START_SECONDS = 180  # a first start on an empty database takes about 35 s; SeaweedFS about 12 s
 PROGRESS_SECONDS = 5
-AUTH_CACHE_SECONDS = 60  # without it every request spends ~0.4 s hashing the password again
 
 
 class StackError(Exception):
@@ -95,119 +88,6 @@ def stop(folder: Path, name: str) -> bool:
     return True
 
 
-def ensure_databases(server: str, name: str) -> tuple[str, str]:
-    """The store URIs of databases `name` and `name`_auth on `server`, created when missing."""
-    import psycopg2  # noqa: PLC0415 - only `up` needs the driver
-
-    base = urlsplit(server.replace("postgresql://", "postgresql+psycopg2://", 1))
-    uris = tuple(base._replace(path=f"/{database}").geturl() for database in (name, f"{name}_auth"))
-    try:
-        connection = psycopg2.connect(base._replace(scheme="postgresql", path="/postgres").geturl())
-    except psycopg2.Error as error:
-        raise StackError(f"cannot reach PostgreSQL at {redacted(server)} ({first_line(error)})") from None
-    connection.autocommit = True  # CREATE DATABASE runs outside a transaction
-    try:
-        with connection.cursor() as cursor:
-            for database in (name, f"{name}_auth"):
-                cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
-                if cursor.fetchone() is None:
-                    cursor.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        connection.close()
-    return uris
-
-
-def start_seaweedfs(folder: Path, state: dict) -> str:
-    """A SeaweedFS server (master, volume, filer, S3) with one identity; its S3 endpoint."""
-    ports = state["ports"]
-    identity = {
-        "name": "stack",
-        "credentials": [{"accessKey": state["s3_access_key"], "secretKey": state["s3_secret_key"]}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }
-    write_private(folder / "s3.json", json.dumps({"identities": [identity]}, indent=2))
-    (folder / "weed").mkdir(exist_ok=True)
-    flags = [
-        f"-{name.replace('_grpc', '.port.grpc')}" if "grpc" in name else f"-{name}.port"
-        for name in WEED_PORTS
-    ]
-    command = [str(BIN / "weed"), "server", f"-dir={folder / 'weed'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
-    command += [f"{flag}={ports[name]}" for flag, name in zip(flags, WEED_PORTS, strict=True)]
-    command += ["-filer", "-s3", f"-s3.config={folder / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0"]
-    command += ["-metricsPort=0"]
-    start(folder, "weed", command)
-    return f"http://127.0.0.1:{ports['s3']}"
-
-
-def ensure_bucket(endpoint: str, bucket: str, state: dict) -> None:
-    """Create the bucket (waiting for the S3 server to answer); fine if it exists."""
-    import boto3  # noqa: PLC0415 - only `up` needs it
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
-
-    client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id=state["s3_access_key"], aws_secret_access_key=state["s3_secret_key"],
-    )  # fmt: skip
-    reason = "no answer"
-    for _ in waiting("the S3 store", endpoint):
-        try:
-            client.head_bucket(Bucket=bucket)
-            return
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
-                client.create_bucket(Bucket=bucket)
-                return
-            reason = first_line(error)
-        except BotoCoreError as error:
-            reason = first_line(error)
-    raise StackError(
-        f"the S3 store at {endpoint} did not come up ({reason}); see its log in the stack folder"
-    )
-
-
-def start_mlflow_server(
-    folder: Path, state: dict, options: dict[str, str], databases: tuple[str, str], endpoint: str
-) -> None:
-    """`mlflow server` with basic-auth: the store in databases[0], its users in databases[1]."""
-    tracking_db, auth_db = databases
-    auth_config = folder / "basic_auth.ini"
-    write_private(auth_config, "\n".join([
-        "[mlflow]", "default_permission = READ", f"database_uri = {auth_db}", "admin_username = admin",
-        f"admin_password = {state['admin_password']}",
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
-        f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}", "",
-    ]))  # fmt: skip
-    environment = os.environ | {
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
-        "MLFLOW_FLASK_SERVER_SECRET_KEY": state["flask_secret"],
-        "MLFLOW_S3_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": state["s3_access_key"],
-        "AWS_SECRET_ACCESS_KEY": state["s3_secret_key"],
-    }
-    command = [
-        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(state["ports"]["mlflow"]),
-        "--backend-store-uri", tracking_db, "--artifacts-destination", f"s3://{options['bucket']}",
-        "--app-name", "basic-auth", "--workers", options["workers"],
-    ]  # fmt: skip
-    start(folder, "mlflow", command, environment)
-
-
-def wait_until_healthy(folder: Path, url: str) -> None:
-    for _ in waiting("the tracking server", url):
-        if not running(folder, "mlflow"):
-            break
-        try:
-            if requests.get(f"{url}/health", timeout=5).ok:
-                return
-        except requests.RequestException:
-            continue
-    log = (folder / "mlflow.log").read_text(errors="replace").strip().splitlines() or ["(empty log)"]
-    raise StackError(
-        f"the tracking server did not come up; last line of {folder / 'mlflow.log'}: {log[-1][:300]}"
-    )
-
-
 def waiting(what: str, where: str) -> Iterator[None]:
     """Yield about once a second until START_SECONDS pass, saying every few seconds that it waits."""
     started = time.monotonic()
@@ -218,43 +98,6 @@ def waiting(what: str, where: str) -> Iterator[None]:
             print(f"  waiting for {what} at {where} ({time.monotonic() - started:.0f} s)", flush=True)
             said = time.monotonic()
         time.sleep(1)
-
-
-def create_user(url: str, admin: tuple[str, str], username: str, password: str) -> None:
-    answer = requests.post(
-        f"{url}/api/2.0/mlflow/users/create",
-        json={"username": username, "password": password},
-        auth=admin,
-        timeout=30,
-    )
-    if not answer.ok and "already exists" not in answer.text:
-        raise StackError(f"cannot create the user {username} (HTTP {answer.status_code})")
-
-
-def grant_edit_on_everything(url: str, admin: tuple[str, str], username: str) -> None:
-    """EDIT for `username` on every experiment and registered model, also those made before auth was on."""
-    experiments = _listed(url, admin, "experiments/search", {"max_results": 1000}, "experiments")
-    models = _listed(url, admin, "registered-models/search", {"max_results": 1000}, "registered_models")
-    grants = [("experiment", item["experiment_id"]) for item in experiments]
-    grants += [("registered_model", item["name"]) for item in models]
-    for resource_type, resource_id in grants:
-        answer = requests.post(
-            f"{url}/api/3.0/mlflow/users/permissions/grant",
-            json={"username": username, "resource_type": resource_type, "resource_id": resource_id,
-                  "permission": "EDIT"},
-            auth=admin, timeout=30,
-        )  # fmt: skip
-        if not answer.ok and "already exists" not in answer.text:
-            raise StackError(
-                f"cannot grant EDIT on {resource_type} {resource_id} (HTTP {answer.status_code})"
-            )
-
-
-def _listed(url: str, admin: tuple[str, str], path: str, params: dict, key: str) -> list[dict]:
-    answer = requests.get(f"{url}/api/2.0/mlflow/{path}", params=params, auth=admin, timeout=30)
-    if not answer.ok:
-        raise StackError(f"cannot list {key} as admin (HTTP {answer.status_code})")
-    return answer.json().get(key, [])
 
 
 def first_line(error: BaseException) -> str:
