@@ -1,0 +1,229 @@
+"""The team stack for real: `scripts/stack.py up` starts `mlflow server` with basic-auth on PostgreSQL and a
+SeaweedFS S3 store on free ports; the pipeline, reruns, the registry, batch prediction, serving and the
+scheduled rerun run against it; logins are enforced; and no secret ever shows up in what anything prints
+or logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import psycopg2
+import pytest
+import requests
+from mlflow import MlflowClient
+
+from tests.helpers import PROJECT_DIR, VENV_BIN, actions, cli_environment, free_port, wait_until_healthy
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+MLFLOW_RUN = (str(VENV_BIN / "mlflow"), "run", str(PROJECT_DIR), "--env-manager", "local")
+
+
+@dataclass(frozen=True)
+class Stack:
+    folder: Path
+    pipeline: dict[str, str]  # the contents of $STACK_DIR/env
+    admin: dict[str, str]  # the contents of $STACK_DIR/admin.env
+    environment: dict[str, str]  # what `scripts/stack.py` ran with
+    outputs: list[str]  # everything the tests saw printed, to search for secrets
+
+    @property
+    def url(self) -> str:
+        return self.pipeline["MLFLOW_TRACKING_URI"]
+
+    def secrets(self) -> list[str]:
+        return [self.pipeline["MLFLOW_TRACKING_PASSWORD"], self.admin["MLFLOW_TRACKING_PASSWORD"],
+                self.admin["AWS_SECRET_ACCESS_KEY"]]  # fmt: skip
+
+    def run(self, *arguments: str, name: str = "mlflow-run") -> subprocess.CompletedProcess:
+        """A command against the stack as the pipeline user; its output is kept for the secrets check."""
+        environment = cli_environment(self.url) | self.pipeline
+        result = subprocess.run(
+            list(arguments),
+            cwd=PROJECT_DIR,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        self.outputs.extend([result.stdout, result.stderr])
+        return result
+
+    def client(self, who: str = "admin") -> MlflowClient:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = getattr(self, who)["MLFLOW_TRACKING_USERNAME"]
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = getattr(self, who)["MLFLOW_TRACKING_PASSWORD"]
+        return MlflowClient(self.url)
+
+
+def read_env(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line)
+
+
+def stack_command(environment: dict[str, str], command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.stack", command],
+        cwd=PROJECT_DIR, env=environment, capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    folder = tmp_path_factory.mktemp("stack") / ".stack"
+    database = f"mlflow_test_{secrets.token_hex(4)}"
+    environment = os.environ | {"STACK_DIR": str(folder), "STACK_DB": database}
+    started = stack_command(environment, "up")
+    assert started.returncode == 0, started.stdout + started.stderr
+    found = Stack(folder, read_env(folder / "env"), read_env(folder / "admin.env"), environment,
+                  [started.stdout, started.stderr])  # fmt: skip
+    try:
+        yield found
+    finally:
+        stack_command(environment, "down")
+        for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            os.environ.pop(name, None)
+        connection = psycopg2.connect(POSTGRES)
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            for name in (database, f"{database}_auth"):
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.close()
+
+
+def pipeline_arguments(data: Path, experiment: str, model_name: str, *extra: str) -> list[str]:
+    parameters = [f"data={data}", "test_days=7", f"model_name={model_name}"]
+    return [
+        *MLFLOW_RUN, "--experiment-name", experiment, *[item for p in parameters for item in ("-P", p)], *extra,
+    ]  # fmt: skip
+
+
+def test_a_second_up_changes_nothing_and_the_login_files_are_private(stack: Stack) -> None:
+    again = stack_command(stack.environment, "up")
+    assert again.returncode == 0 and "already up" in again.stdout
+    stack.outputs.extend([again.stdout, again.stderr])
+    for name in ("env", "admin.env", "state.json", "basic_auth.ini", "s3.json"):
+        assert (stack.folder / name).stat().st_mode & 0o777 == 0o600, name
+    assert set(stack.pipeline) == {
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+    }
+    assert len(stack.admin["MLFLOW_TRACKING_PASSWORD"]) >= 12
+
+
+def test_the_pipeline_runs_on_the_stack_its_artifacts_land_in_the_bucket_and_a_rerun_reuses_it(
+    stack: Stack, small_csv: Path
+) -> None:
+    arguments = pipeline_arguments(small_csv, "stack-runs", "stack-model", "-P", "model=ridge")
+    first = stack.run(*arguments)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert f"Look: {stack.url}" in first.stdout
+    client = stack.client()
+    experiment = client.get_experiment_by_name("stack-runs")
+    runs = client.search_runs([experiment.experiment_id])
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    s3 = boto3.client(
+        "s3", endpoint_url=stack.admin["MLFLOW_S3_ENDPOINT_URL"], region_name="us-east-1",
+        aws_access_key_id=stack.admin["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=stack.admin["AWS_SECRET_ACCESS_KEY"],
+    )  # fmt: skip
+    listed = s3.list_objects_v2(Bucket=stack.admin["STACK_S3_BUCKET"], MaxKeys=1000).get("Contents", [])
+    names = {Path(item["Key"]).name for item in listed}
+    assert {"hour.parquet", "train.parquet", "test.parquet", "report.html", "model.skops", "MLmodel"} <= names
+
+    second = stack.run(*arguments)
+    assert second.returncode == 0, second.stderr[-3000:]
+    parent = [
+        run
+        for run in client.search_runs([experiment.experiment_id])
+        if "mlflow.parentRunId" not in run.data.tags
+    ]
+    newest = max(parent, key=lambda run: run.info.start_time)
+    assert set(actions(client, newest.info.run_id).values()) == {"reused"}
+
+
+def test_registry_predict_and_serving_on_the_stack(stack: Stack, small_csv: Path, tmp_path: Path) -> None:
+    name = "stack-served"
+    for model in (["-P", "model=ridge"], ["-P", "model=xgb", "-P", "n_estimators=200"]):
+        finished = stack.run(*pipeline_arguments(small_csv, "stack-registry", name, *model))
+        assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "as @champion (was version 1): clearly better" in finished.stdout
+    client = stack.client()
+    assert client.get_model_version_by_alias(name, "champion").version == "2"
+
+    output = tmp_path / "predictions.csv"
+    parameters = [f"input={small_csv}", f"output={output}", f"model_name={name}"]
+    predicted = stack.run(*MLFLOW_RUN, "-e", "predict", *[item for p in parameters for item in ("-P", p)])
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    assert len(output.read_text().splitlines()) == len(small_csv.read_text().splitlines())
+
+    port = free_port()
+    log = tmp_path / "serve.log"
+    command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"models:/{name}@champion", "--env-manager",
+               "local", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    with log.open("w") as written:
+        server = subprocess.Popen(command, env=cli_environment(stack.url) | stack.pipeline, stdout=written,
+                                  stderr=subprocess.STDOUT, cwd=tmp_path)  # fmt: skip
+    try:
+        wait_until_healthy(f"http://127.0.0.1:{port}/ping", server, log)
+        records = [line.split(",") for line in small_csv.read_text().splitlines()[:3]]
+        body = json.dumps({"dataframe_split": {"columns": records[0], "data": records[1:]}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert len(json.loads(answer.read())["predictions"]) == 2
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    stack.outputs.append(log.read_text())
+
+
+def test_the_scheduled_rerun_runs_on_the_stack(stack: Stack, small_csv: Path) -> None:
+    rerun = str(PROJECT_DIR / "scripts" / "rerun")
+    parameters = [f"data={small_csv}", "test_days=7", "model=ridge", "model_name=stack-rerun"]
+    finished = stack.run(rerun, *[item for parameter in parameters for item in ("-P", parameter)])
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+
+def test_logins_are_enforced(stack: Stack) -> None:
+    assert (
+        requests.get(
+            f"{stack.url}/api/2.0/mlflow/experiments/search", params={"max_results": 1}, timeout=30
+        ).status_code
+        == 401
+    )
+    admin = (stack.admin["MLFLOW_TRACKING_USERNAME"], stack.admin["MLFLOW_TRACKING_PASSWORD"])
+    reader_password = secrets.token_urlsafe(18)
+    user = {"username": "reader", "password": reader_password}
+    created = requests.post(f"{stack.url}/api/2.0/mlflow/users/create", json=user, auth=admin, timeout=30)
+    assert created.ok, created.text
+    reader = ("reader", reader_password)
+    model = stack.client().create_registered_model("stack-guarded").name
+    listed = requests.get(
+        f"{stack.url}/api/2.0/mlflow/registered-models/get", params={"name": model}, auth=reader, timeout=30
+    )
+    assert listed.status_code == 200, "READ is the default permission"
+    for path, body in [
+        ("registered-models/alias", {"name": model, "alias": "champion", "version": "1"}),
+        ("model-versions/create", {"name": model, "source": "s3://elsewhere/model"}),
+    ]:
+        answer = requests.post(f"{stack.url}/api/2.0/mlflow/{path}", json=body, auth=reader, timeout=30)
+        assert answer.status_code == 403, (path, answer.status_code, answer.text[:300])
+
+
+def test_no_secret_appears_in_any_output_param_or_tag(stack: Stack) -> None:
+    """Runs last in this module: it searches what every test before it saw, and the whole store."""
+    client = stack.client()
+    logged = [str(run.data.params) + str(run.data.tags) for experiment in client.search_experiments()
+              for run in client.search_runs([experiment.experiment_id])]  # fmt: skip
+    logs = [path.read_text(errors="replace") for path in stack.folder.glob("*.log")]
+    for secret in stack.secrets():
+        assert not [text for text in stack.outputs + logged + logs if secret in text]
