@@ -36,6 +36,11 @@ def pipeline(
     return run_pipeline(make_plan(data, split, test_days, model, overrides, force=force))
 
 
+def dash_p(*parameters: str) -> list[str]:
+    """`-P name=value` for each parameter, as `mlflow run` takes them."""
+    return [item for parameter in parameters for item in ("-P", parameter)]
+
+
 def actions(client: MlflowClient, parent_run_id: str) -> dict[str, str]:
     """'ran' or 'reused' for each step of one pipeline run, read back from the tracking store."""
     children = client.search_runs(

@@ -21,7 +21,15 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
-from tests.helpers import PROJECT_DIR, VENV_BIN, actions, cli_environment, free_port, wait_until_healthy
+from tests.helpers import (
+    PROJECT_DIR,
+    VENV_BIN,
+    actions,
+    cli_environment,
+    dash_p,
+    free_port,
+    wait_until_healthy,
+)
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 MLFLOW_RUN = (str(VENV_BIN / "mlflow"), "run", str(PROJECT_DIR), "--env-manager", "local")
@@ -99,10 +107,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def pipeline_arguments(data: Path, experiment: str, model_name: str, *extra: str) -> list[str]:
-    parameters = [f"data={data}", "test_days=7", f"model_name={model_name}"]
-    return [
-        *MLFLOW_RUN, "--experiment-name", experiment, *[item for p in parameters for item in ("-P", p)], *extra,
-    ]  # fmt: skip
+    parameters = dash_p(f"data={data}", "test_days=7", f"model_name={model_name}")
+    return [*MLFLOW_RUN, "--experiment-name", experiment, *parameters, *extra]
 
 
 def test_a_second_up_changes_nothing_and_the_login_files_are_private(stack: Stack) -> None:
@@ -160,8 +166,8 @@ def test_registry_predict_and_serving_on_the_stack(stack: Stack, small_csv: Path
     assert client.get_model_version_by_alias(name, "champion").version == "2"
 
     output = tmp_path / "predictions.csv"
-    parameters = [f"input={small_csv}", f"output={output}", f"model_name={name}"]
-    predicted = stack.run(*MLFLOW_RUN, "-e", "predict", *[item for p in parameters for item in ("-P", p)])
+    parameters = dash_p(f"input={small_csv}", f"output={output}", f"model_name={name}")
+    predicted = stack.run(*MLFLOW_RUN, "-e", "predict", *parameters)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert len(output.read_text().splitlines()) == len(small_csv.read_text().splitlines())
 
@@ -188,8 +194,9 @@ def test_registry_predict_and_serving_on_the_stack(stack: Stack, small_csv: Path
 
 def test_the_scheduled_rerun_runs_on_the_stack(stack: Stack, small_csv: Path) -> None:
     rerun = str(PROJECT_DIR / "scripts" / "rerun")
-    parameters = [f"data={small_csv}", "test_days=7", "model=ridge", "model_name=stack-rerun"]
-    finished = stack.run(rerun, *[item for parameter in parameters for item in ("-P", parameter)])
+    finished = stack.run(
+        rerun, *dash_p(f"data={small_csv}", "test_days=7", "model=ridge", "model_name=stack-rerun")
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
 
 
