@@ -112,7 +112,7 @@ def parse_records(
     """
     if raw.empty and len(raw.columns) == 0:
         raise PipelineError(f"{label} holds no records; send records with the columns {','.join(columns)}")
-    _check_columns(raw, label, columns)
+    _check_columns(raw, label, columns, rows)
     if raw.empty:
         raise PipelineError(f"{label} has a header but no data rows")
     cells = raw.loc[:, list(columns)].apply(_stripped_text_or_numbers)
@@ -135,18 +135,22 @@ def describe_rows(index: pd.Index, rows: RowNames = CSV_LINES, values: pd.Series
     return f"{rows.noun}{'s' if len(index) > 1 else ''} {', '.join(parts)}{more}"
 
 
-def _check_columns(raw: pd.DataFrame, label: str, columns: tuple[str, ...]) -> None:
+def _check_columns(raw: pd.DataFrame, label: str, columns: tuple[str, ...], rows: RowNames) -> None:
     missing = [c for c in columns if c not in raw.columns]
     ignored = COUNT_COLUMNS if columns == MODEL_INPUT_COLUMNS else ()
-    unexpected = [shown(c, CELL_CHARS) for c in raw.columns if c not in columns and c not in ignored]
+    unexpected = [c for c in raw.columns if c not in columns and c not in ignored]
     if missing:
         raise PipelineError(
             f"{label} is missing column(s) {', '.join(missing)}; expected the columns of UCI hour.csv: "
             f"{','.join(columns)}"
         )
     if unexpected:
+        names = ""
+        if rows.show_values:  # a served request's column names are not repeated back, like its values
+            names = ": " + ", ".join(shown(c, CELL_CHARS) for c in unexpected[:SHOWN_ROWS])
+            names += f" and {len(unexpected) - SHOWN_ROWS} more" if len(unexpected) > SHOWN_ROWS else ""
         raise PipelineError(
-            f"{label} has unexpected column(s) {', '.join(unexpected)}; expected exactly {','.join(columns)}"
+            f"{label} has {len(unexpected)} unexpected column(s){names}; expected exactly {','.join(columns)}"
         )
 
 

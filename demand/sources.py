@@ -78,11 +78,16 @@ def read_hourly(source: str, pinned_sha256: str | None, cache: Path, timeout_sec
     else:
         path = local_path(source)
         origin = str(path)
-        if path.is_dir():
-            path = path / HOURLY_FILE
-        if not path.is_file():
+        try:
+            if path.is_dir():
+                path = path / HOURLY_FILE
+            found = path.is_file()
+        except OSError as error:  # a name too long, a loop of links...
+            reason = (error.strerror or type(error).__name__).lower()
+            raise PipelineError(f"cannot read data {shown_path(path)} ({reason}); {OFFLINE_HINT}") from None
+        if not found:
             raise PipelineError(f"data file not found: {shown_path(path)}; {OFFLINE_HINT}")
-    content, label = hourly_csv(path.read_bytes(), str(path))
+    content, label = hourly_csv(path.read_bytes(), shown_path(path))
     digest = _checked_digest(content, label, pinned_sha256, f"delete {path} and run again, or {OFFLINE_HINT}")
     return HourlyBytes(origin, label, content, digest, pinned=bool(pinned_sha256))
 
@@ -178,7 +183,7 @@ def hourly_csv(data: bytes, label: str) -> tuple[bytes, str]:
                 members = [m for m in archive.namelist() if Path(m).name == HOURLY_FILE]
                 if not members:
                     raise PipelineError(f"{label} holds no {HOURLY_FILE}; expected the UCI Bike Sharing zip")
-                return archive.read(members[0]), f"{label}!{members[0]}"
+                return archive.read(members[0]), f"{label}!{shown_path(members[0])}"
         except zipfile.BadZipFile:
             raise PipelineError(f"{label} is not a readable zip; delete it or {OFFLINE_HINT}") from None
     return data, label

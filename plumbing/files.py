@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -13,10 +12,27 @@ import pandas as pd
 from demand.errors import PipelineError, shown_path
 
 
+def input_file(text: str, what: str) -> tuple[bytes, str]:
+    """The bytes of a file the user named, and its name as messages show it; a one-line error otherwise."""
+    path = Path(text).expanduser()
+    try:
+        return path.read_bytes(), shown_path(path)
+    except IsADirectoryError:
+        raise PipelineError(f"{what} {shown_path(text)} is a folder; pass -P {what}=<a CSV file>") from None
+    except FileNotFoundError:
+        raise PipelineError(f"{what} {shown_path(text)} is not a file; pass -P {what}=<a CSV file>") from None
+    except OSError as error:
+        raise PipelineError(f"cannot read {what} {shown_path(text)}: {why(error)}") from None
+
+
 def output_file(text: str) -> Path:
     """Where an output file goes: refused before any work when it names a folder or cannot be made."""
     path = Path(text).expanduser()
-    if not text.strip() or path.is_dir() or text.endswith(("/", os.sep)):
+    try:
+        is_folder = path.is_dir()
+    except OSError as error:  # a name too long, a loop of links...
+        raise PipelineError(f"cannot write output {shown_path(text)}: {why(error)}") from None
+    if not text.strip() or is_folder or text.endswith(("/", os.sep)):
         raise PipelineError(
             f"output {shown_path(text)} is a folder, not a file; pass a file, "
             f"e.g. -P output={shown_path(path / 'predictions.csv')}"
@@ -29,16 +45,19 @@ def output_file(text: str) -> Path:
 
 
 def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
-    """Readers of `path` see the old file or the whole new one, never half of it; a failed write leaves
-    no partial file behind."""
-    scratch = tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".partial", delete=False)  # noqa: SIM115
+    """Readers of `path` see the old file or the whole new one, never half of it. A failed or interrupted
+    write leaves no partial file behind. The file gets the usual permissions (the umask's), and a link at
+    `path` is written through to its target."""
+    target = path.resolve()
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
-        with scratch:
-            table.to_csv(scratch, index=False)
-        os.replace(scratch.name, path)
+        with partial.open("w") as handle:
+            table.to_csv(handle, index=False)
+        os.replace(partial, target)
     except OSError as error:
-        Path(scratch.name).unlink(missing_ok=True)
         raise PipelineError(f"cannot write {shown_path(path)}: {why(error)}") from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def why(error: OSError) -> str:

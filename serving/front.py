@@ -30,7 +30,8 @@ MAX_REQUEST_BYTES_ENV = "SERVING_MAX_REQUEST_BYTES"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # about 40,000 JSON records; score larger files with `-e predict`
 MAX_MESSAGE_CHARS = 400
 ROUTES = {"/invocations": "POST", "/ping": "GET", "/health": "GET", "/version": "GET"}
-CONTENT_TYPES = {"application/json": "JSON", "text/csv": "CSV", "application/x-parquet": "Parquet"}
+# MLflow's scoring server's own content types (mlflow.pyfunc.scoring_server.CONTENT_TYPES).
+CONTENT_TYPES = {"application/json": "JSON", "text/csv": "CSV", "application/vnd.apache.parquet": "Parquet"}
 RECORDS_HINT = (
     'send {"dataframe_records": [...]} or {"dataframe_split": {...}} as JSON, or CSV or Parquet, '
     "with the columns of hour.csv"
@@ -66,7 +67,7 @@ class GuardedScoringApp:
         path, method = scope["path"], scope["method"]
         if path not in ROUTES:
             raise RequestRefusedError(404, "ENDPOINT_NOT_FOUND", f"no such endpoint; use {', '.join(ROUTES)}")
-        if method != ROUTES[path] and not (method == "HEAD" and ROUTES[path] == "GET"):
+        if method != ROUTES[path]:
             raise RequestRefusedError(405, "METHOD_NOT_ALLOWED", f"{path} takes {ROUTES[path]} requests")
         if path != "/invocations":
             return ""
@@ -135,6 +136,8 @@ def safe_error(status: int, answer: bytes, kind: str, request: bytes) -> tuple[i
         return 500, "INTERNAL_ERROR", "the model could not score this request; the server log says why"
     if status == 504:
         return 504, "TIMEOUT", "scoring took longer than the server allows; send fewer records per request"
+    if status == 415:
+        return 415, "UNSUPPORTED_MEDIA_TYPE", "send UTF-8 text with no Content-Type parameter but charset"
     if message.startswith((f"{REQUEST_LABEL}: ", f"{REQUEST_LABEL} ")):  # the model's record checks
         return status, str(error.get("error_code", "BAD_REQUEST")), shown(message, MAX_MESSAGE_CHARS)
     return status, "BAD_REQUEST", _unreadable(kind, request)

@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from pathlib import Path
 
 import mlflow
 import numpy as np
 from mlflow import MlflowClient
 
-from demand.errors import PipelineError, shown_path
 from demand.schema import model_inputs, parse_records, read_csv_text
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
-from plumbing.files import output_file, write_csv_atomically
+from plumbing.files import input_file, output_file, write_csv_atomically
 from plumbing.params import parse_model_name
 from plumbing.registry import resolve_model
 from plumbing.tracking import StepResult, load_model, step_run
@@ -35,13 +33,8 @@ PREDICTION_COLUMN = "predicted_cnt"
 def predict(input_path: str, output_path: str, model_uri: str, model_name: str) -> StepResult:
     """Read, check, predict and write, logging into the active run."""
     target = output_file(output_path)
-    source = Path(input_path)
-    if not source.is_file():
-        raise PipelineError(
-            f"input {shown_path(input_path)} is not a file; pass -P input=<a CSV of hourly records>"
-        )
-    content = source.read_bytes()
-    records = parse_records(read_csv_text(content, str(source)), str(source))
+    content, label = input_file(input_path, "input")
+    records = parse_records(read_csv_text(content, label), label)
     uri, version = resolve_model(MlflowClient(), model_uri, model_name)
     # `mlflow run` logs the parameters as given; this logs what they resolved to.
     mlflow.log_params({"resolved_model_uri": uri, "model_version": version})

@@ -6,7 +6,14 @@ import pandas as pd
 import pytest
 
 from demand.errors import PipelineError, quoted, shown
-from demand.schema import HOURLY_COLUMNS, MODEL_INPUT_COLUMNS, parse_hourly, parse_records, read_csv_text
+from demand.schema import (
+    HOURLY_COLUMNS,
+    MODEL_INPUT_COLUMNS,
+    REQUEST_RECORDS,
+    parse_hourly,
+    parse_records,
+    read_csv_text,
+)
 from tests.synthetic import hourly_table
 
 
@@ -50,7 +57,7 @@ def test_missing_column_is_named() -> None:
 
 
 def test_unexpected_column_is_named() -> None:
-    with pytest.raises(PipelineError, match=r"unexpected column\(s\) extra"):
+    with pytest.raises(PipelineError, match=r"has 1 unexpected column\(s\): extra; expected exactly"):
         parse(hourly_table(days=1).assign(extra=1))
 
 
@@ -156,3 +163,23 @@ def test_shown_cuts_and_escapes() -> None:
     assert shown("a\nb") == "a\\nb"
     assert shown("y" * 100, limit=10) == "yyyyyyyyyy… (100 characters)"
     assert quoted("it's") == "'it's'"
+
+
+def test_many_unexpected_columns_are_counted_and_five_named() -> None:
+    frame = as_text(hourly_table(days=1))
+    for number in range(3000):
+        frame[f"extra_{number}"] = "1"
+    with pytest.raises(PipelineError) as raised:
+        parse(frame)
+    message = str(raised.value)
+    assert (
+        "has 3000 unexpected column(s): extra_0, extra_1, extra_2, extra_3, extra_4 and 2995 more" in message
+    )
+    assert len(message) < 500
+
+
+def test_a_request_gets_no_column_name_back() -> None:
+    records = hourly_table(days=1).loc[:, list(MODEL_INPUT_COLUMNS)].assign(secret_column_name=1)
+    with pytest.raises(PipelineError, match=r"^request has 1 unexpected column\(s\); expected") as raised:
+        parse_records(records, "request", rows=REQUEST_RECORDS)
+    assert "secret_column_name" not in str(raised.value)

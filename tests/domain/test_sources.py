@@ -178,3 +178,14 @@ def test_a_file_uri_reads_the_file(small_csv: Path, tmp_path: Path) -> None:
 def test_other_uris_are_refused_in_one_line(tmp_path: Path, data: str, message: str) -> None:
     with pytest.raises(PipelineError, match=message):
         read_hourly(data, None, tmp_path, TIMEOUT)
+
+
+def test_a_name_from_the_data_itself_is_shown_short_and_on_one_line(small_csv: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "odd.zip"
+    with zipfile.ZipFile(archive, "w") as written:
+        written.write(small_csv, "x" * 3000 + "\ninjected/hour.csv")
+    read = read_hourly(str(archive), None, tmp_path, TIMEOUT)
+    assert "\n" not in read.label and len(read.label) < 600
+    with pytest.raises(PipelineError, match=r"cannot read data .*file name too long") as raised:
+        read_hourly(str(tmp_path / ("y" * 300)), None, tmp_path, TIMEOUT)
+    assert len(str(raised.value)) < 500

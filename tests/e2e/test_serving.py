@@ -150,6 +150,7 @@ def test_a_bad_request_is_a_4xx_that_names_the_problem(served, real_data: Path, 
         assert echoed not in answer, f"the answer echoes the request: {answer}"
 
 
+PARQUET = "application/vnd.apache.parquet"  # what MLflow's scoring server reads as Parquet
 MARKER = "ECHO-ME-7f3a"  # in every hostile body: an answer that contains it repeats the request
 
 
@@ -162,7 +163,8 @@ def hostile_requests() -> dict[str, tuple[bytes | Iterable[bytes], str, int]]:
         "20 MB chunked, no length": ((MARKER.encode() * 100_000 for _ in range(16)), "application/json", 413),
         "malformed CSV": (f'hr,"{MARKER}\n1,2,3\n"unclosed'.encode(), "text/csv", 400),
         "CSV of other columns": (f"{MARKER},b\n1,2\n".encode(), "text/csv", 400),
-        "malformed Parquet": (b"PAR1" + MARKER.encode() * 10 + b"PAR1", "application/x-parquet", 415),
+        "malformed Parquet": (b"PAR1" + MARKER.encode() * 10 + b"PAR1", PARQUET, 400),
+        "another charset": (MARKER.encode(), "application/json; charset=latin-1", 415),
         "JSON that is not records": (json.dumps({MARKER: [1, 2]}).encode(), "application/json", 400),
         "a 50,000-character column": (
             json.dumps({"dataframe_records": [{MARKER + "c" * 50_000: 1}]}).encode(),
@@ -188,6 +190,7 @@ def test_a_hostile_request_gets_a_short_4xx_that_repeats_nothing(served, case: s
 @pytest.mark.parametrize(
     ("method", "path", "expected"),
     [("GET", "/ping", 200), ("GET", "/health", 200), ("GET", "/version", 200), ("GET", "/invocations", 405),
+     ("HEAD", "/ping", 405),
      ("POST", "/ping", 405), ("GET", f"/{MARKER}", 404), ("DELETE", "/invocations", 405)],
 )  # fmt: skip
 def test_the_rest_contract_of_mlflow_and_nothing_else(served, method: str, path: str, expected: int) -> None:
@@ -198,3 +201,18 @@ def test_the_rest_contract_of_mlflow_and_nothing_else(served, method: str, path:
     connection.close()
     assert response.status == expected, answer
     assert MARKER not in answer
+
+
+def test_records_as_parquet_and_csv_get_the_same_predictions_as_json(served, real_data: Path) -> None:
+    records = pd.DataFrame(last_two_hours(real_data))
+    answers = {}
+    for content_type, body in [
+        ("application/json", json.dumps({"dataframe_records": records.to_dict(orient="records")}).encode()),
+        ("text/csv", records.to_csv(index=False).encode()),
+        (PARQUET, records.to_parquet(index=False)),
+    ]:
+        status, answer = post(served[0], body, content_type)
+        assert status == 200, (content_type, answer[:300])
+        answers[content_type] = json.loads(answer)["predictions"]
+    assert answers["text/csv"] == answers["application/json"]
+    np.testing.assert_allclose(answers[PARQUET], answers["application/json"], rtol=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 
 from demand.errors import PipelineError
 from plumbing.cli import full_disk
-from plumbing.files import output_file, write_csv_atomically
+from plumbing.files import input_file, output_file, write_csv_atomically
 
 
 def test_a_folder_is_not_an_output_file(tmp_path: Path) -> None:
@@ -41,3 +42,40 @@ def test_full_disk_is_found_in_what_caused_an_error(
     except RuntimeError as wrapped:
         assert full_disk(wrapped) == str(small_disk)  # the write error names no file; the full folder
     assert full_disk(ValueError("no")) is None
+
+
+def test_an_input_that_is_no_readable_file_is_one_line(tmp_path: Path) -> None:
+    too_long = str(tmp_path / ("x" * 300))
+    for text, message in [
+        (str(tmp_path), "is a folder"),
+        (str(tmp_path / "none.csv"), "is not a file"),
+        (too_long, r"cannot read input .*: file name too long"),
+    ]:
+        with pytest.raises(PipelineError, match=message) as raised:
+            input_file(text, "input")
+        assert len(str(raised.value)) < 400
+    with pytest.raises(PipelineError, match=r"cannot write output .*: file name too long"):
+        output_file(too_long + "/p.csv")
+
+
+def test_a_written_file_gets_the_usual_permissions_and_a_link_is_written_through(tmp_path: Path) -> None:
+    real = tmp_path / "real.csv"
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    write_csv_atomically(pd.DataFrame({"a": [1]}), link)
+    assert link.is_symlink() and real.read_text() == "a\n1\n"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert real.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+class InterruptedTable:
+    def to_csv(self, handle: object, index: bool) -> None:
+        handle.write("half of it")
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_write_leaves_no_partial_file(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        write_csv_atomically(InterruptedTable(), tmp_path / "p.csv")
+    assert list(tmp_path.iterdir()) == []
