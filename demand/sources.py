@@ -118,8 +118,8 @@ def _checked_digest(content: bytes, label: str, pinned_sha256: str | None, what_
 def _cached_download(url: str, cache: Path, timeout_seconds: float, pinned_sha256: str | None) -> Path:
     """The cached copy of `url`. A pinned file never changes, so its copy is final; any other URL is
     asked again each run (a conditional request: cheap when nothing changed), so new rows arrive.
-    A new download replaces the cached copy only once it has been checked: a readable hour.csv, with
-    the pinned digest when there is one."""
+    A new download replaces the cached copy only once it has been checked: an hour.csv that meets the
+    whole contract (demand/schema.py), with the pinned digest when there is one."""
     name = Path(urlparse(url).path).name or "download"
     target = cache / hashlib.sha256(url.encode()).hexdigest()[:16] / name
     validators = target.with_name(f".{name}.validators.json")
@@ -146,8 +146,7 @@ def _cached_download(url: str, cache: Path, timeout_seconds: float, pinned_sha25
         return _cached_or_fail(url, target, getattr(error, "reason", error))
     try:
         csv, label = hourly_csv(content, f"the download of {shown_path(url)}")
-        if TARGET.encode() not in (name.strip() for name in csv[:1024].partition(b"\n")[0].split(b",")):
-            raise PipelineError(f"{label} is not an hour.csv (no {TARGET} column in its header)")
+        parse_hourly(read_csv_text(csv, label), label)  # the whole hour.csv contract, before it is kept
         _checked_digest(
             csv, label, pinned_sha256, f"the source changed or the download broke; {OFFLINE_HINT}"
         )

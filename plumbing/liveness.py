@@ -124,8 +124,9 @@ def fail_abandoned_runs(
     """Mark FAILED every RUNNING run of the experiment whose pipeline is gone; return their ids.
 
     A run no pipeline tagged (a notebook's, or one `mlflow run` created and then crashed before the
-    project's code started, e.g. on a -P name MLflow rejects) is judged only once it is an orphan of
-    `mlflow run`, older than `orphan_after` seconds: an `mlflow run` can spend minutes building an env.
+    project's code started, e.g. on a -P name MLflow rejects) is judged by its parent, if it has one, or
+    else as an orphan of `mlflow run`, once older than `orphan_after` seconds: an `mlflow run` can spend
+    minutes building an env. A notebook's run with neither is never judged.
     """
     now = time.time()
     running = {

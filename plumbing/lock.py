@@ -46,10 +46,15 @@ class HeldLock:
             lock = self.client.get_experiment(self.lock_id)
             held = lock.lifecycle_stage == "active" and lock.name == self.name
             held = held and lock.tags.get(OWNER_RUN_TAG) == self.owner_run_id
-        except MlflowException:
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise  # the store did not answer: that says nothing about who holds the lock
             held = False
         if not held:
-            taker = self.client.get_experiment_by_name(self.name)
+            try:
+                taker = self.client.get_experiment_by_name(self.name)
+            except MlflowException:
+                taker = None
             by = f" to run {taker.tags.get(OWNER_RUN_TAG)}" if taker is not None else ""
             raise PipelineError(
                 f"this pipeline lost the lock {self.name}{by}: it did not beat for longer than "

@@ -5,6 +5,7 @@ and resolving an alias to the version it points at. The rules themselves are in 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +18,17 @@ from mlflow.exceptions import MlflowException
 from demand.errors import PipelineError, quoted, shown
 from demand.promotion import CHALLENGER, CHAMPION, Comparison, decide, paired_bootstrap, unseen_by_champion
 from demand.schema import TARGET, model_inputs
+from demand.split import day_ranges
 from plumbing import settings
-from plumbing.names import CACHE_KEY_TAG, ENTRY_POINT_TAG, KEY_PARTS_TAG, OUTPUT_DIGEST_TAG, PARENT_RUN_TAG
-from plumbing.tracking import load_model
+from plumbing.names import (
+    CACHE_KEY_TAG,
+    ENTRY_POINT_TAG,
+    KEY_PARTS_TAG,
+    OUTPUT_DIGEST_TAG,
+    PARENT_RUN_TAG,
+    TRAIN_FILE,
+)
+from plumbing.tracking import load_model, read_table
 
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 MODEL_DIGEST_TAG = "model_digest"  # on each version: the model, code included (keys.shipped_model_digest)
@@ -83,13 +92,25 @@ class Candidate:
     predicted: np.ndarray
 
 
+def training_days(client: MlflowClient, version: Any) -> str | None:
+    """The days a version was trained on: its tag, or, for a version registered before the tag existed,
+    the training rows its training run read. None when neither can be found."""
+    if TRAIN_DAYS_TAG in version.tags:
+        return version.tags[TRAIN_DAYS_TAG]
+    try:
+        features = client.get_run(version.run_id).data.params["features"]
+        return day_ranges(read_table(f"{features}/{TRAIN_FILE}", "training rows")["dteday"])
+    except (MlflowException, PipelineError, KeyError):
+        return None
+
+
 def compare_with_champion(champion: Any, name: str, candidate: Candidate) -> tuple[Comparison | None, str]:
     """Re-score the champion on the candidate's test rows that neither trained on, and compare; (None,
     why) when it cannot score them or too few are left."""
     options = _promotion_rule()
     unseen, why = unseen_by_champion(
         candidate.test["dteday"],
-        champion.tags.get(TRAIN_DAYS_TAG),
+        training_days(MlflowClient(), champion),
         champion.version,
         options["min_comparable_days"],
     )
@@ -111,9 +132,11 @@ def compare_with_champion(champion: Any, name: str, candidate: Candidate) -> tup
     return comparison, ""
 
 
-def promote(client: MlflowClient, name: str, candidate: Candidate) -> tuple[str, str, dict[str, float]]:
-    """Register, alias, and mark the version decided; call it holding the registry lock. Returns the
-    version URI, a summary and the comparison's metrics.
+def promote(
+    client: MlflowClient, name: str, candidate: Candidate, check_lock: Callable[[], None]
+) -> tuple[str, str, dict[str, float]]:
+    """Register, alias, and mark the version decided, holding the registry lock (`check_lock` raises once
+    it is lost: checked before each change). Returns the version URI, a summary, the comparison's metrics.
 
     The decision tag is written last, so it marks a finished registration. A version that holds this
     model but has no decision tag was left by a registration that died or failed between its calls (a
@@ -137,7 +160,9 @@ def promote(client: MlflowClient, name: str, candidate: Candidate) -> tuple[str,
         alias, why = (CHALLENGER, unscored) if unscored else decide(comparison, _promotion_rule())
     finishing = version is not None
     if version is None:
+        check_lock()
         version = mlflow.register_model(candidate.model_uri, name, tags=candidate.tags)
+    check_lock()
     client.set_registered_model_alias(name, alias, version.version)
     client.set_model_version_tag(name, version.version, DECISION_TAG, f"@{alias}: {why}")
     was = champion is not None and champion.version != version.version and alias == CHAMPION

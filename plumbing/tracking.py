@@ -34,6 +34,8 @@ PROJECT_RUN_TAGS = (
     "mlflow.project.env",
     "mlflow.project.backend",
 )
+BEFORE_IT_STARTED = "before it started (`mlflow run` took over pipeline.orphan_after_seconds to get here)"
+WHILE_IT_LOOKED_DEAD = "while this process looked dead (paused or suspended?)"
 URI_HINT = "pass a URI that the previous step logged (its run's artifacts or models:/<id>)"
 
 
@@ -64,12 +66,13 @@ def step_run(entry_point: str) -> Iterator[mlflow.ActiveRun]:
         run_tags |= {key: parent_tags[key] for key in PROJECT_RUN_TAGS if key in parent_tags}
         context = mlflow.start_run(run_name=entry_point, nested=True, tags=run_tags)
     with context as run:
-        if parent is None:
+        if parent is None:  # a run `mlflow run` made: another pipeline may have judged it an orphan
+            _refuse_if_marked_failed(run.info.run_id, BEFORE_IT_STARTED)
             mlflow.set_tags(run_tags)
         BEATING_RUNS.add(run.info.run_id)
         try:
             yield run
-            _refuse_to_finish_if_marked_failed(run.info.run_id)
+            _refuse_if_marked_failed(run.info.run_id, WHILE_IT_LOOKED_DEAD)
         except (KeyboardInterrupt, Interrupted):
             mlflow.end_run("KILLED")
             raise
@@ -77,14 +80,14 @@ def step_run(entry_point: str) -> Iterator[mlflow.ActiveRun]:
             BEATING_RUNS.discard(run.info.run_id)
 
 
-def _refuse_to_finish_if_marked_failed(run_id: str) -> None:
-    """A run another pipeline marked FAILED (this process looked dead to it) stays FAILED: its work is
-    not kept, so that a paused process that resumes never turns it back into FINISHED."""
+def _refuse_if_marked_failed(run_id: str, when: str) -> None:
+    """A run another pipeline marked FAILED stays FAILED: its work is not kept, so that a paused process
+    that resumes never turns it back into FINISHED."""
     marked_by = mlflow.get_run(run_id).data.tags.get(MARKED_FAILED_TAG)
     if marked_by:
         raise PipelineError(
-            f"run {run_id} was marked FAILED by pipeline run {marked_by} while this process looked dead "
-            "(paused or suspended?); its work is not kept: run the pipeline again"
+            f"run {run_id} was marked FAILED by pipeline run {marked_by} {when}; its work is not kept: "
+            "run the pipeline again"
         )
 
 

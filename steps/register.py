@@ -63,9 +63,9 @@ def register(features: str, model_uri: str, model_name: str) -> StepResult:
         with pipeline_lock(
             client, f"registry.{model_name}", run.info.run_id,
             wait=options["lock_wait_seconds"], stale_after=options["stale_after_seconds"],
-        ):  # fmt: skip
+        ) as lock:  # fmt: skip
             candidate = Candidate(model_uri, tags, test, predicted)
-            outputs["version"], summary, comparison = promote(client, model_name, candidate)
+            outputs["version"], summary, comparison = promote(client, model_name, candidate, lock.check)
         mlflow.log_metrics(comparison)
     log.info("%s", summary)
     digest = record_outputs(outputs, digest=_digest(outputs, summary), summary=summary)

@@ -134,8 +134,13 @@ def test_line_endings_change_the_recorded_digest_only(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "broken",
-    [b"<html><body>502 Bad Gateway</body></html>", b"PK\x03\x04 truncated", b""],
-    ids=["an HTML page", "a truncated zip", "nothing"],
+    [
+        b"<html><body>502 Bad Gateway</body></html>",
+        b"PK\x03\x04 truncated",
+        b"",
+        b"instant,dteday,cnt\n1,x,3\n",
+    ],
+    ids=["an HTML page", "a truncated zip", "nothing", "a CSV that breaks the contract"],
 )
 def test_a_broken_download_never_replaces_the_good_cached_copy(
     file_server: tuple[str, Path], small_csv: Path, tmp_path: Path, broken: bytes
@@ -156,7 +161,7 @@ def test_a_broken_first_download_is_one_line_and_caches_nothing(
 ) -> None:
     base, folder = file_server
     (folder / "bike.zip").write_bytes(b"<html>maintenance</html>")
-    with pytest.raises(PipelineError, match=r"the download of .*bike\.zip is not an hour\.csv"):
+    with pytest.raises(PipelineError, match=r"the download of .*bike\.zip"):
         read_hourly(f"{base}/bike.zip", None, tmp_path / "cache", TIMEOUT)
     assert not list((tmp_path / "cache").rglob("bike.zip"))
 

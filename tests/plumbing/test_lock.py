@@ -164,3 +164,19 @@ def test_another_host_is_judged_by_its_heartbeat() -> None:
     assert is_abandoned({}, started_seconds=now - 61, now=now, stale_after=60), (
         "no tags: judged by start time"
     )
+
+
+def test_a_run_judged_an_orphan_before_the_pipeline_started_does_no_work(
+    client, experiment_id, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mlflow run` built its env for longer than orphan_after_seconds; another pipeline marked its run."""
+    waiting = client.create_run(experiment_id, tags={ENTRY_POINT_TAG: "main"})
+    client.set_tag(waiting.info.run_id, MARKED_FAILED_TAG, "other")
+    client.set_terminated(waiting.info.run_id, "FAILED")
+    monkeypatch.setenv("MLFLOW_RUN_ID", waiting.info.run_id)  # what `mlflow run` hands its entry point
+    worked = []
+    with pytest.raises(PipelineError, match=r"marked FAILED by pipeline run other before it started"):  # noqa: SIM117
+        with step_run("main"):
+            worked.append(True)
+    assert worked == []
+    assert client.get_run(waiting.info.run_id).info.status == "FAILED"

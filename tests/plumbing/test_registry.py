@@ -175,3 +175,14 @@ def test_a_changed_split_compares_only_days_neither_model_trained_on(
         "which leaves 12 (at least 14 needed); the champion stays"
     )
     assert champion(client) == "2"
+
+
+def test_a_champion_registered_before_train_days_existed_is_compared_by_its_training_rows(
+    client, experiment_id, small_csv: Path
+) -> None:
+    small_pipeline(small_csv, "ridge")
+    client.delete_model_version_tag(NAME, "1", "train_days")  # as a version registered by an older release
+    better = small_pipeline(small_csv, "xgb", n_estimators="200")
+    assert better.registry.startswith(
+        f"registered {NAME} version 2 as @champion (was version 1): clearly better"
+    )
