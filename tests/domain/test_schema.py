@@ -166,9 +166,9 @@ def test_shown_cuts_and_escapes() -> None:
 
 
 def test_many_unexpected_columns_are_counted_and_five_named() -> None:
-    frame = as_text(hourly_table(days=1))
-    for number in range(3000):
-        frame[f"extra_{number}"] = "1"
+    base = as_text(hourly_table(days=1))
+    extra = pd.DataFrame("1", index=base.index, columns=[f"extra_{number}" for number in range(3000)])
+    frame = pd.concat([base, extra], axis=1)
     with pytest.raises(PipelineError) as raised:
         parse(frame)
     message = str(raised.value)
