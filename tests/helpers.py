@@ -71,25 +71,18 @@ def cli_environment(tracking_uri: str) -> dict[str, str]:
     return environment
 
 
-def mlflow_command(*arguments: str) -> list[str]:
-    """`mlflow run` of this project in the project's experiment."""
-    return [
-        str(VENV_BIN / "mlflow"),
-        "run",
-        str(PROJECT_DIR),
-        "--experiment-name",
-        EXPERIMENT_NAME,
-        *arguments,
-    ]
+def mlflow_command(*arguments: str, project: str = str(PROJECT_DIR)) -> list[str]:
+    """`mlflow run` of this project (or of `project`, e.g. a git URL) in the project's experiment."""
+    return [str(VENV_BIN / "mlflow"), "run", project, "--experiment-name", EXPERIMENT_NAME, *arguments]
 
 
 def mlflow_run(
-    tracking_uri: str, *arguments: str, env: dict[str, str] | None = None
+    tracking_uri: str, *arguments: str, env: dict[str, str] | None = None, project: str = str(PROJECT_DIR)
 ) -> subprocess.CompletedProcess:
-    """The real `mlflow run` CLI on this project, run to the end."""
+    """The real `mlflow run` CLI on this project (or `project`), run to the end."""
     environment = cli_environment(tracking_uri) | (env or {})
     return subprocess.run(
-        mlflow_command(*arguments),
+        mlflow_command(*arguments, project=project),
         env=environment,
         capture_output=True,
         text=True,
