@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # In /proc/<pid>/stat, after the command name: the 20th field is the start time (field 22 in proc(5)).
 PROC_STAT_STARTTIME = 19
 BEATING_RUNS: set[str] = set()  # the open runs of this process, which the heartbeat refreshes
-BEATING_LOCKS: set[str] = set()  # the locks (experiment ids) this process holds
+BEATING_LOCKS: set[str] = set()  # the locks (registered model names) this process holds
 _beating = False
 
 
@@ -110,7 +110,7 @@ def _beat(client: MlflowClient, interval: float, stop: threading.Event) -> None:
     while not stop.wait(interval):
         now = str(int(time.time()))
         beats = [(client.set_tag, run_id) for run_id in list(BEATING_RUNS)]
-        beats += [(client.set_experiment_tag, experiment_id) for experiment_id in list(BEATING_LOCKS)]
+        beats += [(client.set_registered_model_tag, name) for name in list(BEATING_LOCKS)]
         for set_tag, target in beats:
             try:
                 set_tag(target, HEARTBEAT_TAG, now)

@@ -131,8 +131,7 @@ def test_a_pipeline_that_lost_its_lock_stops_and_never_finishes_a_run_marked_fai
     first = start_paused_pipeline(project, client, tracking_uri, small_csv)
     try:
         # As if the first pipeline ran on another host (a suspended laptop): only its heartbeat speaks for it.
-        lock = client.get_experiment_by_name(f"{EXPERIMENT_NAME}.lock")
-        client.set_experiment_tag(lock.experiment_id, HOST_TAG, "laptop")
+        client.set_registered_model_tag(f"{EXPERIMENT_NAME}.lock", HOST_TAG, "laptop")
         for group in runs_by_entry_point(client).values():
             for run in group:
                 client.set_tag(run.info.run_id, HOST_TAG, "laptop")

@@ -3,6 +3,7 @@ taken over, and a live process is never judged gone."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 
 import pytest
+from mlflow.entities import ViewType
 
 from demand.errors import PipelineError
 from plumbing.liveness import fail_abandoned_runs, is_abandoned, liveness_tags
@@ -31,7 +33,7 @@ ORPHAN_AFTER = 900
 
 
 def test_a_held_lock_makes_the_second_pipeline_wait_then_give_up(client, experiment_id) -> None:
-    client.create_experiment(LOCK, tags={**liveness_tags(), OWNER_RUN_TAG: "first"})  # held by a live process
+    client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_RUN_TAG: "first"})  # a live holder
     started = time.monotonic()
     with (
         pytest.raises(
@@ -48,22 +50,34 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(client, experiment_id) -> N
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     )
-    client.create_experiment(
+    client.create_registered_model(
         LOCK, tags={**liveness_tags(), PID_TAG: dead.stdout.strip(), OWNER_RUN_TAG: "dead"}
     )
     with pipeline_lock(client, EXPERIMENT_NAME, "next", wait=5, stale_after=600):
-        assert client.get_experiment_by_name(LOCK).tags[OWNER_RUN_TAG] == "next"
-    assert client.get_experiment_by_name(LOCK) is None, "released: the name is free again"
-
-
-def test_a_lock_deleted_by_hand_is_taken_over(client, experiment_id) -> None:
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+        assert client.get_registered_model(LOCK).tags[OWNER_RUN_TAG] == "next"
+    assert client.search_registered_models() == [], "released, and nothing left behind"
+    assert sorted(e.name for e in client.search_experiments(view_type=ViewType.ALL)) == sorted(
+        ["Default", EXPERIMENT_NAME]
     )
-    lock_id = client.create_experiment(LOCK, tags={**liveness_tags(), PID_TAG: dead.stdout.strip()})
-    client.delete_experiment(lock_id)  # deleted in the UI: the name stays taken
-    with pipeline_lock(client, EXPERIMENT_NAME, "next", wait=5, stale_after=600):
-        assert client.get_experiment_by_name(LOCK).tags[OWNER_RUN_TAG] == "next"
+
+
+def test_a_waiting_pipeline_backs_off_and_takes_the_lock_once_it_is_free(client, experiment_id) -> None:
+    """It reads the lock between looks (no failed creates), looking less often as it waits."""
+    client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_RUN_TAG: "first"})
+    looks = []
+    get = client.get_registered_model
+
+    def counted(name: str) -> object:
+        looks.append(time.monotonic())
+        if len(looks) == 4:
+            client.delete_registered_model(LOCK)  # the first pipeline finishes
+        return get(name)
+
+    client.get_registered_model = counted
+    with pipeline_lock(client, EXPERIMENT_NAME, "second", wait=30, stale_after=600):
+        pass
+    gaps = [later - earlier for earlier, later in itertools.pairwise(looks)]
+    assert gaps[:3] == sorted(gaps[:3]) and gaps[2] > 1.5 * gaps[0], gaps
 
 
 def test_only_runs_a_pipeline_started_are_marked_failed(client, experiment_id) -> None:
@@ -119,9 +133,8 @@ def test_a_run_mlflow_run_left_before_the_project_started_is_failed_once_it_is_a
 def test_a_holder_that_lost_its_lock_stops_at_the_next_check(client, experiment_id) -> None:
     with pipeline_lock(client, EXPERIMENT_NAME, "first", wait=1, stale_after=600) as lock:
         lock.check()
-        taken = client.get_experiment_by_name(LOCK)
-        client.rename_experiment(taken.experiment_id, f"{LOCK}.abandoned")  # what a takeover does
-        client.create_experiment(LOCK, tags={**liveness_tags(), OWNER_RUN_TAG: "second"})
+        client.rename_registered_model(LOCK, f"{LOCK}.abandoned.first")  # what a takeover does
+        client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_RUN_TAG: "second"})
         with pytest.raises(PipelineError, match=rf"this pipeline lost the lock {LOCK} to run second"):
             lock.check()
 
