@@ -10,6 +10,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -224,6 +225,64 @@ def test_logins_are_enforced(stack: Stack) -> None:
     ]:
         answer = requests.post(f"{stack.url}/api/2.0/mlflow/{path}", json=body, auth=reader, timeout=30)
         assert answer.status_code == 403, (path, answer.status_code, answer.text[:300])
+
+
+def test_eight_pipelines_at_once_leave_the_registry_consistent(stack: Stack, small_csv: Path) -> None:
+    """Eight pipelines in eight experiments, all registering to one model name: the server and the registry
+    under load, with fast models (the fit is not what is tested)."""
+    name = "stack-eight"
+    models = [["--model", "ridge", "--alpha", str(alpha)] for alpha in (0.1, 1, 10, 100)]
+    models += [["--model", "xgb", "--n_estimators", str(trees)] for trees in (40, 80, 160, 320)]
+    environment = cli_environment(stack.url) | stack.pipeline
+    started = time.monotonic()
+    pipelines = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "steps.main",
+                "--data",
+                str(small_csv),
+                "--test_days",
+                "7",
+                "--model_name",
+                name,
+                *model,
+            ],
+            cwd=PROJECT_DIR,
+            env=environment | {"MLFLOW_EXPERIMENT_NAME": f"stack-eight-{number}"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for number, model in enumerate(models)
+    ]
+    outputs = [pipeline.communicate(timeout=900) for pipeline in pipelines]
+    seconds = time.monotonic() - started
+    stack.outputs.extend(text for pair in outputs for text in pair)
+    assert [pipeline.returncode for pipeline in pipelines] == [0] * 8, [err[-1500:] for _, err in outputs]
+    client = stack.client()
+    versions = client.search_model_versions(f"name = '{name}'")
+    registered = [
+        line for out, _ in outputs for line in out.splitlines() if line.startswith("Registry: registered")
+    ]
+    assert len(versions) == len(registered) >= 6, (
+        "the gate may refuse the weakest; the rest each get one version"
+    )
+    digests = [version.tags["model_digest"] for version in versions]
+    assert len(set(digests)) == len(digests), "no model is registered twice"
+    for version in versions:
+        assert {"train_run_id", "data_sha256", "data_source", "train_days", "promotion"} <= set(version.tags)
+    champions = [v for v in versions if "champion" in client.get_model_version(name, v.version).aliases]
+    assert len(champions) == 1
+    runs = [
+        run
+        for experiment in client.search_experiments()
+        for run in client.search_runs([experiment.experiment_id])
+    ]
+    assert "RUNNING" not in {run.info.status for run in runs}
+    assert not [model for model in client.search_registered_models() if model.name.endswith(".lock")]
+    print(f"8 pipelines at once on the stack: {seconds:.1f} s, {len(versions)} versions")
 
 
 def test_no_secret_appears_in_any_output_param_or_tag(stack: Stack) -> None:
