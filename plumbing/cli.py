@@ -20,6 +20,7 @@ from demand.errors import PipelineError, shown_path
 from plumbing import settings
 from plumbing.liveness import heartbeat
 from plumbing.names import EXPERIMENT_NAME
+from plumbing.store import redacted
 
 log = logging.getLogger(__name__)
 EXPERIMENT_ENV_VARS = ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID")
@@ -59,11 +60,28 @@ def run_cli(work: Callable[[], object]) -> None:
         log.error("stopped by %s: the running runs are marked KILLED; the next run resumes", interruption)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:
-        where = full_disk(error)
-        if where is None:
+        where, unreachable = full_disk(error), server_trouble(error)
+        if where is None and unreachable is None:
             raise
-        log.error("no space left on %s; free some space and run again (the next run resumes)", where)
+        if where is not None:
+            log.error("no space left on %s; free some space and run again (the next run resumes)", where)
+        else:
+            log.error("%s; run again once it is fixed: finished steps are reused", unreachable)
         sys.exit(1)
+
+
+def server_trouble(error: BaseException) -> str | None:
+    """What went wrong, in one line, when `error` (or its cause) says the tracking server did not answer
+    or could not reach its artifact store; None for any other error."""
+    server = redacted(mlflow.get_tracking_uri())
+    while error is not None:
+        text = str(error)
+        if "/mlflow-artifacts/" in text and any(f"{code}" in text for code in (500, 502, 503)):
+            return f"the tracking server {server} could not reach its artifact store (HTTP 5xx); see its log"
+        if any(sign in text for sign in ("Max retries exceeded", "Connection refused", "ConnectionError")):
+            return f"the tracking server {server} stopped answering"
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def full_disk(error: BaseException) -> str | None:

@@ -15,7 +15,7 @@ import mlflow
 import pandas as pd
 
 from demand.errors import PipelineError, shown, shown_path
-from plumbing.cli import Interrupted
+from plumbing.cli import Interrupted, server_trouble
 from plumbing.liveness import BEATING_RUNS, liveness_tags
 from plumbing.names import ENTRY_POINT_TAG, MARKED_FAILED_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG, SUMMARY_TAG
 
@@ -121,10 +121,29 @@ def read_table(uri: str, what: str) -> pd.DataFrame:
             path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch)
             return pd.read_parquet(path)
         except Exception as error:  # MLflow and pyarrow raise several types for a bad URI or file
+            if server_trouble(error):
+                raise  # not the URI's fault: run_cli says what happened
+            _raise_if_the_artifact_store_is_down(uri, what)
             reason = _first_line(error)
             raise PipelineError(
                 f"cannot read the {what} at {shown_path(uri)} ({shown(reason)}); {URI_HINT}"
             ) from None
+
+
+def _raise_if_the_artifact_store_is_down(uri: str, what: str) -> None:
+    """A download that failed for a runs:/ URI: if even listing that run's artifacts fails, the store behind
+    the tracking server is down (MLflow reports it only as 'please ensure that the path is correct')."""
+    run_id = uri.removeprefix("runs:/").split("/", 1)[0]
+    if not uri.startswith("runs:/"):
+        return
+    try:
+        mlflow.MlflowClient().list_artifacts(run_id)
+    except Exception as error:  # any failure to list says the same: the store does not answer
+        raise PipelineError(
+            f"cannot read the {what}: the tracking server could not reach its artifact store "
+            f"({shown(_first_line(error))}); its log says why. Run again once it is back: finished steps "
+            "are reused"
+        ) from None
 
 
 def load_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
@@ -132,6 +151,8 @@ def load_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
     try:
         return mlflow.pyfunc.load_model(uri)
     except Exception as error:  # as above
+        if server_trouble(error):
+            raise
         raise PipelineError(
             f"cannot load the model at {shown_path(uri)} ({shown(_first_line(error))}); {URI_HINT}"
         ) from None

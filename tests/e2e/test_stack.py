@@ -22,6 +22,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
+from scripts import stack_parts
 from tests.helpers import (
     PROJECT_DIR,
     VENV_BIN,
@@ -283,6 +284,86 @@ def test_eight_pipelines_at_once_leave_the_registry_consistent(stack: Stack, sma
     assert "RUNNING" not in {run.info.status for run in runs}
     assert not [model for model in client.search_registered_models() if model.name.endswith(".lock")]
     print(f"8 pipelines at once on the stack: {seconds:.1f} s, {len(versions)} versions")
+
+
+def start_pipeline(
+    stack: Stack, data: Path, *parameters: str, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """The scheduled rerun against the stack, in the background."""
+    return subprocess.Popen(
+        [str(PROJECT_DIR / "scripts" / "rerun"), *dash_p(f"data={data}", "test_days=7", *parameters)],
+        cwd=PROJECT_DIR, env=cli_environment(stack.url) | stack.pipeline | (env or {}),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_for_running_train(client: MlflowClient, experiment: str, pipeline: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and pipeline.poll() is None:
+        found = client.get_experiment_by_name(experiment)
+        if found and client.search_runs([found.experiment_id], "tags.`mlflow.project.entryPoint` = 'train' "
+                                        "AND attributes.status = 'RUNNING'"):  # fmt: skip
+            return
+        time.sleep(0.5)
+    raise AssertionError(
+        f"train never started: {pipeline.communicate()[1][-2000:] if pipeline.poll() else ''}"
+    )
+
+
+def finished_pipeline(process: subprocess.Popen, stack: Stack) -> tuple[int, str]:
+    out, err = process.communicate(timeout=900)
+    stack.outputs.extend([out, err])
+    return process.returncode, err
+
+
+def test_a_restart_of_the_tracking_server_mid_run_is_ridden_out(stack: Stack, small_csv: Path) -> None:
+    experiment = "stack-restart"
+    pipeline = start_pipeline(stack, small_csv, "model=xgb", "n_estimators=3000", "model_name=stack-restart",
+                              env={"MLFLOW_EXPERIMENT_NAME": experiment})  # fmt: skip
+    wait_for_running_train(stack.client(), experiment, pipeline)
+    assert stack_parts.stop(stack.folder, "mlflow")
+    time.sleep(5)  # down for a while, as a restart is
+    restarted = stack_command(stack.environment, "up")
+    assert restarted.returncode == 0, restarted.stderr
+    code, err = finished_pipeline(pipeline, stack)
+    assert code == 0, err[-3000:]
+    client = stack.client()
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert {run.info.status for run in runs} == {"FINISHED"}
+
+
+def test_an_object_store_outage_is_one_line_and_the_rerun_resumes(stack: Stack, small_csv: Path) -> None:
+    experiment, name = "stack-outage", "stack-outage"
+    first = start_pipeline(stack, small_csv, "model=ridge", f"model_name={name}",
+                           env={"MLFLOW_EXPERIMENT_NAME": experiment})  # fmt: skip
+    assert finished_pipeline(first, stack)[0] == 0
+    client = stack.client()
+    before = [(v.version, sorted(v.aliases)) for v in client.search_model_versions(f"name = '{name}'")]
+    assert stack_parts.stop(stack.folder, "weed")
+    try:
+        one_retry = {
+            "MLFLOW_EXPERIMENT_NAME": experiment,
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        }  # a short test
+        failed = start_pipeline(
+            stack, small_csv, "model=ridge", "alpha=2.0", f"model_name={name}", env=one_retry
+        )
+        code, err = finished_pipeline(failed, stack)
+    finally:
+        assert stack_command(stack.environment, "up").returncode == 0
+    assert code == 1
+    errors = [line for line in err.splitlines() if " ERROR plumbing." in line]
+    assert len(errors) == 1 and "could not reach its artifact store" in errors[0], err[-2000:]
+    assert [
+        (v.version, sorted(v.aliases)) for v in client.search_model_versions(f"name = '{name}'")
+    ] == before
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert "RUNNING" not in {run.info.status for run in runs}
+
+    resumed = start_pipeline(stack, small_csv, "model=ridge", "alpha=2.0", f"model_name={name}",
+                             env={"MLFLOW_EXPERIMENT_NAME": experiment})  # fmt: skip
+    code, err = finished_pipeline(resumed, stack)
+    assert code == 0, err[-3000:]
 
 
 def test_no_secret_appears_in_any_output_param_or_tag(stack: Stack) -> None:
