@@ -1,0 +1,134 @@
+"""The team stack under load and faults: eight pipelines at once, a restart of the tracking server and an
+outage of the object store mid-run; and, last, no secret anywhere in what every stack test saw."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scripts import stack_parts
+from tests.e2e.stack import Stack, finished_pipeline, stack_command, start_pipeline, wait_for_running_train
+from tests.helpers import (
+    PROJECT_DIR,
+    cli_environment,
+)
+
+
+def test_eight_pipelines_at_once_leave_the_registry_consistent(stack: Stack, small_csv: Path) -> None:
+    """Eight pipelines in eight experiments, all registering to one model name: the server and the registry
+    under load, with fast models (the fit is not what is tested)."""
+    name = "stack-eight"
+    models = [["--model", "ridge", "--alpha", str(alpha)] for alpha in (0.1, 1, 10, 100)]
+    models += [["--model", "xgb", "--n_estimators", str(trees)] for trees in (40, 80, 160, 320)]
+    environment = cli_environment(stack.url) | stack.pipeline
+    started = time.monotonic()
+    pipelines = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "steps.main",
+                "--data",
+                str(small_csv),
+                "--test_days",
+                "7",
+                "--model_name",
+                name,
+                *model,
+            ],
+            cwd=PROJECT_DIR,
+            env=environment | {"MLFLOW_EXPERIMENT_NAME": f"stack-eight-{number}"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for number, model in enumerate(models)
+    ]
+    outputs = [pipeline.communicate(timeout=900) for pipeline in pipelines]
+    seconds = time.monotonic() - started
+    stack.outputs.extend(text for pair in outputs for text in pair)
+    assert [pipeline.returncode for pipeline in pipelines] == [0] * 8, [err[-1500:] for _, err in outputs]
+    client = stack.client()
+    versions = client.search_model_versions(f"name = '{name}'")
+    registered = [
+        line for out, _ in outputs for line in out.splitlines() if line.startswith("Registry: registered")
+    ]
+    assert len(versions) == len(registered) >= 6, (
+        "the gate may refuse the weakest; the rest each get one version"
+    )
+    digests = [version.tags["model_digest"] for version in versions]
+    assert len(set(digests)) == len(digests), "no model is registered twice"
+    for version in versions:
+        assert {"train_run_id", "data_sha256", "data_source", "train_days", "promotion"} <= set(version.tags)
+    champions = [v for v in versions if "champion" in client.get_model_version(name, v.version).aliases]
+    assert len(champions) == 1
+    runs = [
+        run
+        for experiment in client.search_experiments()
+        for run in client.search_runs([experiment.experiment_id])
+    ]
+    assert "RUNNING" not in {run.info.status for run in runs}
+    assert not [model for model in client.search_registered_models() if model.name.endswith(".lock")]
+    print(f"8 pipelines at once on the stack: {seconds:.1f} s, {len(versions)} versions")
+
+
+def test_a_restart_of_the_tracking_server_mid_run_is_ridden_out(stack: Stack, small_csv: Path) -> None:
+    experiment = "stack-restart"
+    pipeline = start_pipeline(stack, small_csv, "model=xgb", "n_estimators=3000", "model_name=stack-restart",
+                              env={"MLFLOW_EXPERIMENT_NAME": experiment})  # fmt: skip
+    wait_for_running_train(stack.client(), experiment, pipeline)
+    assert stack_parts.stop(stack.folder, "mlflow")
+    time.sleep(5)  # down for a while, as a restart is
+    restarted = stack_command(stack.environment, "up")
+    assert restarted.returncode == 0, restarted.stderr
+    code, err = finished_pipeline(pipeline, stack)
+    assert code == 0, err[-3000:]
+    client = stack.client()
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert {run.info.status for run in runs} == {"FINISHED"}
+
+
+def test_an_object_store_outage_is_one_line_and_the_rerun_resumes(stack: Stack, small_csv: Path) -> None:
+    experiment, name = "stack-outage", "stack-outage"
+    first = start_pipeline(stack, small_csv, "model=ridge", f"model_name={name}",
+                           env={"MLFLOW_EXPERIMENT_NAME": experiment})  # fmt: skip
+    assert finished_pipeline(first, stack)[0] == 0
+    client = stack.client()
+    before = [(v.version, sorted(v.aliases)) for v in client.search_model_versions(f"name = '{name}'")]
+    assert stack_parts.stop(stack.folder, "weed")
+    try:
+        one_retry = {
+            "MLFLOW_EXPERIMENT_NAME": experiment,
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        }  # a short test
+        failed = start_pipeline(
+            stack, small_csv, "model=ridge", "alpha=2.0", f"model_name={name}", env=one_retry
+        )
+        code, err = finished_pipeline(failed, stack)
+    finally:
+        assert stack_command(stack.environment, "up").returncode == 0
+    assert code == 1
+    errors = [line for line in err.splitlines() if " ERROR plumbing." in line]
+    assert len(errors) == 1 and "could not reach its artifact store" in errors[0], err[-2000:]
+    assert [
+        (v.version, sorted(v.aliases)) for v in client.search_model_versions(f"name = '{name}'")
+    ] == before
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert "RUNNING" not in {run.info.status for run in runs}
+
+    resumed = start_pipeline(stack, small_csv, "model=ridge", "alpha=2.0", f"model_name={name}",
+                             env={"MLFLOW_EXPERIMENT_NAME": experiment})  # fmt: skip
+    code, err = finished_pipeline(resumed, stack)
+    assert code == 0, err[-3000:]
+
+
+def test_no_secret_appears_in_any_output_param_or_tag(stack: Stack) -> None:
+    """Runs last in this module: it searches what every test before it saw, and the whole store."""
+    client = stack.client()
+    logged = [str(run.data.params) + str(run.data.tags) for experiment in client.search_experiments()
+              for run in client.search_runs([experiment.experiment_id])]  # fmt: skip
+    logs = [path.read_text(errors="replace") for path in stack.folder.glob("*.log")]
+    for secret in stack.secrets():
+        assert not [text for text in stack.outputs + logged + logs if secret in text]
