@@ -124,6 +124,21 @@ def test_an_object_store_outage_is_one_line_and_the_rerun_resumes(stack: Stack, 
     assert code == 0, err[-3000:]
 
 
+def test_data_and_logins_survive_a_down_up_cycle(stack: Stack) -> None:
+    client = stack.client()
+    experiments = sorted(experiment.name for experiment in client.search_experiments())
+    models = sorted(model.name for model in client.search_registered_models())
+    assert models, "earlier stack tests registered models"
+    stopped = stack_command(stack.environment, "down")
+    assert stopped.returncode == 0 and "Stopped mlflow, weed" in stopped.stdout
+    started = stack_command(stack.environment, "up")
+    assert started.returncode == 0, started.stderr
+    stack.outputs.extend([stopped.stdout, stopped.stderr, started.stdout, started.stderr])
+    client = stack.client()  # the same logins
+    assert sorted(experiment.name for experiment in client.search_experiments()) == experiments
+    assert sorted(model.name for model in client.search_registered_models()) == models
+
+
 def test_no_secret_appears_in_any_output_param_or_tag(stack: Stack) -> None:
     """Runs last in this module: it searches what every test before it saw, and the whole store."""
     client = stack.client()
