@@ -111,6 +111,8 @@ def start_mlflow_server(
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
         "MLFLOW_FLASK_SERVER_SECRET_KEY": state["flask_secret"],
+        # The server's job runner (7 huey consumers, ~1.6 GiB) runs GenAI scorers; this pipeline has none.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_S3_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": state["s3_access_key"],
         "AWS_SECRET_ACCESS_KEY": state["s3_secret_key"],
