@@ -31,15 +31,33 @@ from scripts import stack_services as services
 ADMIN, PIPELINE = "admin", "pipeline"
 
 
+DEFAULTS = {
+    "STACK_DIR": ".stack",
+    "STACK_POSTGRES": "postgresql://postgres@127.0.0.1:5432/",
+    "STACK_DB": "mlflow",
+    "STACK_WORKERS": "2",
+    "STACK_S3_ENDPOINT": "",
+    "STACK_S3_BUCKET": "mlflow",
+}
+KEPT = ("STACK_POSTGRES", "STACK_DB", "STACK_S3_ENDPOINT", "STACK_S3_BUCKET")  # where the data is
+
+
 def settings() -> dict[str, str]:
-    return {
-        "dir": os.environ.get("STACK_DIR", ".stack"),
-        "postgres": os.environ.get("STACK_POSTGRES", "postgresql://postgres@127.0.0.1:5432/"),
-        "db": os.environ.get("STACK_DB", "mlflow"),
-        "workers": os.environ.get("STACK_WORKERS", "2"),
-        "s3_endpoint": os.environ.get("STACK_S3_ENDPOINT", ""),
-        "bucket": os.environ.get("STACK_S3_BUCKET", "mlflow"),
-    }
+    return {name: os.environ.get(name, default) for name, default in DEFAULTS.items()}
+
+
+def kept_settings(options: dict[str, str], state: dict) -> dict[str, str]:
+    """Where a stack keeps its data is fixed on its first `up`; a later `up` that asks for another place is
+    refused, instead of starting an empty stack on another database."""
+    for name in KEPT:
+        recorded = state["settings"][name]
+        if name in os.environ and os.environ[name] != recorded:
+            shown = redacted(recorded) if name == "STACK_POSTGRES" else recorded
+            raise parts.StackError(
+                f"the stack in {options['STACK_DIR']} keeps its data at {name}={shown}; unset {name}, "
+                "or use another STACK_DIR for another stack"
+            )
+    return options | state["settings"]
 
 
 def load_state(folder: Path, options: dict[str, str]) -> dict[str, object]:
@@ -47,8 +65,9 @@ def load_state(folder: Path, options: dict[str, str]) -> dict[str, object]:
     path = folder / "state.json"
     if path.is_file():
         return json.loads(path.read_text())
-    external = bool(options["s3_endpoint"])
+    external = bool(options["STACK_S3_ENDPOINT"])
     state = {
+        "settings": {name: options[name] for name in KEPT},
         "ports": parts.free_ports(["mlflow"] + ([] if external else list(parts.WEED_PORTS))),
         "admin_password": secrets.token_urlsafe(18),
         "pipeline_password": secrets.token_urlsafe(18),
@@ -64,16 +83,17 @@ def load_state(folder: Path, options: dict[str, str]) -> dict[str, object]:
 
 def up() -> None:
     options = settings()
-    folder = Path(options["dir"]).resolve()
+    folder = Path(options["STACK_DIR"]).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     state = load_state(folder, options)
+    options = kept_settings(options, state)
     url = f"http://127.0.0.1:{state['ports']['mlflow']}"
-    if parts.running(folder, "mlflow") and (options["s3_endpoint"] or parts.running(folder, "weed")):
+    if parts.running(folder, "mlflow") and (options["STACK_S3_ENDPOINT"] or parts.running(folder, "weed")):
         print(f"The stack in {folder} is already up: {url} (nothing changed)")
         return
-    tracking_db, auth_db = services.ensure_databases(options["postgres"], options["db"])
-    endpoint = options["s3_endpoint"] or services.start_seaweedfs(folder, state)
-    services.ensure_bucket(endpoint, options["bucket"], state)
+    tracking_db, auth_db = services.ensure_databases(options["STACK_POSTGRES"], options["STACK_DB"])
+    endpoint = options["STACK_S3_ENDPOINT"] or services.start_seaweedfs(folder, state)
+    services.ensure_bucket(endpoint, options["STACK_S3_BUCKET"], state)
     services.start_mlflow_server(folder, state, options, (tracking_db, auth_db), endpoint)
     services.wait_until_healthy(folder, url)
     services.create_user(url, (ADMIN, state["admin_password"]), PIPELINE, state["pipeline_password"])
@@ -85,16 +105,18 @@ def up() -> None:
     parts.write_env(folder / "admin.env", tracking | {
         "MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": state["admin_password"],
         "MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": state["s3_access_key"],
-        "AWS_SECRET_ACCESS_KEY": state["s3_secret_key"], "STACK_S3_BUCKET": options["bucket"],
+        "AWS_SECRET_ACCESS_KEY": state["s3_secret_key"], "STACK_S3_BUCKET": options["STACK_S3_BUCKET"],
     })  # fmt: skip
-    print(f"The stack is up: {url} (store {redacted(tracking_db)}, artifacts s3://{options['bucket']})")
+    print(
+        f"The stack is up: {url} (store {redacted(tracking_db)}, artifacts s3://{options['STACK_S3_BUCKET']})"
+    )
     print("Point the pipeline at it (the pipeline user's login is in that file, mode 0600):")
     print(f"  set -a; . {folder / 'env'}; set +a")
     print("  scripts/rerun        # or: make run ENV_MANAGER=local")
 
 
 def down() -> None:
-    folder = Path(settings()["dir"]).resolve()
+    folder = Path(settings()["STACK_DIR"]).resolve()
     stopped = [name for name in ("mlflow", "weed") if parts.stop(folder, name)]
     print(
         f"Stopped {', '.join(stopped)} in {folder}" if stopped else f"Nothing of the stack in {folder} runs"
@@ -102,7 +124,7 @@ def down() -> None:
 
 
 def status() -> None:
-    folder = Path(settings()["dir"]).resolve()
+    folder = Path(settings()["STACK_DIR"]).resolve()
     for name in ("mlflow", "weed"):
         print(f"{name}: {'running' if parts.running(folder, name) else 'stopped'}")
 

@@ -119,8 +119,8 @@ def start_mlflow_server(
     }
     command = [
         str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(state["ports"]["mlflow"]),
-        "--backend-store-uri", tracking_db, "--artifacts-destination", f"s3://{options['bucket']}",
-        "--app-name", "basic-auth", "--workers", options["workers"],
+        "--backend-store-uri", tracking_db, "--artifacts-destination", f"s3://{options['STACK_S3_BUCKET']}",
+        "--app-name", "basic-auth", "--workers", options["STACK_WORKERS"],
     ]  # fmt: skip
     start(folder, "mlflow", command, environment)
 

@@ -29,7 +29,9 @@ from tests.helpers import (
 def test_a_second_up_changes_nothing_and_the_login_files_are_private(stack: Stack) -> None:
     again = stack_command(stack.environment, "up")
     assert again.returncode == 0 and "already up" in again.stdout
-    stack.outputs.extend([again.stdout, again.stderr])
+    elsewhere = stack_command(stack.environment | {"STACK_DB": "another_database"}, "up")
+    assert elsewhere.returncode == 1 and "keeps its data at STACK_DB=mlflow_test_" in elsewhere.stderr
+    stack.outputs.extend([again.stdout, again.stderr, elsewhere.stdout, elsewhere.stderr])
     for name in ("env", "admin.env", "state.json", "basic_auth.ini", "s3.json"):
         assert (stack.folder / name).stat().st_mode & 0o777 == 0o600, name
     assert set(stack.pipeline) == {
