@@ -45,13 +45,22 @@ def git_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
 
 @pytest.mark.parametrize("manager", ["local", "virtualenv"])
 def test_a_run_from_a_git_url_records_its_commit_on_every_step(
-    git_url: tuple[str, str], tracking_uri: str, client: MlflowClient, small_csv: Path, manager: str
+    git_url: tuple[str, str],
+    tracking_uri: str,
+    client: MlflowClient,
+    small_csv: Path,
+    manager: str,
+    tmp_path: Path,
 ) -> None:
     url, commit = git_url
+    clones = tmp_path / "clones"  # MLflow leaves a clone per git run in TMPDIR: give it one we clear
+    clones.mkdir()
     finished = mlflow_run(
         tracking_uri, "--env-manager", manager, "--version", commit,
         *dash_p("model=xgb", f"data={small_csv}", "test_days=7", "n_estimators=30"), project=url,
+        env={"TMPDIR": str(clones)},
     )  # fmt: skip
+    assert any((path / "MLproject").is_file() for path in clones.iterdir()), "the clone landed in TMPDIR"
     assert finished.returncode == 0, finished.stderr[-3000:]
     runs = [run for group in runs_by_entry_point(client).values() for run in group]
     assert {run.data.tags["mlflow.project.entryPoint"] for run in runs} == {
