@@ -205,6 +205,10 @@ def test_the_scheduled_rerun_records_the_data_it_read_as_params_data(
     client, tracking_uri: str, experiment_id: str, small_csv: Path
 ) -> None:
     environment = cli_environment(tracking_uri) | {"BIKE_SHARING_DATA": str(small_csv)}
+    stale = PROJECT_DIR / ".tmp" / "rerun" / "left-by-a-run-two-days-ago"
+    stale.mkdir(parents=True, exist_ok=True)
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stale, (two_days_ago, two_days_ago))
     result = subprocess.run(
         [str(PROJECT_DIR / "scripts" / "rerun"), "-P", "test_days=7", "-P", "model=ridge"],
         env=environment,
@@ -215,3 +219,4 @@ def test_the_scheduled_rerun_records_the_data_it_read_as_params_data(
     assert result.returncode == 0, result.stderr[-3000:]
     (parent,) = runs_by_entry_point(client)["main"]
     assert parent.data.params["data"] == parent.data.params["data_source"] == str(small_csv)
+    assert not stale.exists(), "the scheduled rerun clears what runs left in its temp folder over a day ago"
