@@ -75,12 +75,16 @@ def test_the_pipeline_runs_on_the_stack_its_artifacts_land_in_the_bucket_and_a_r
 
 def test_registry_predict_and_serving_on_the_stack(stack: Stack, small_csv: Path, tmp_path: Path) -> None:
     name = "stack-served"
-    for model in (["-P", "model=ridge"], ["-P", "model=xgb", "-P", "n_estimators=200"]):
-        finished = stack.run(*pipeline_arguments(small_csv, "stack-registry", name, *model))
+    summaries = []
+    for model in (["model=ridge"], ["model=xgb", "n_estimators=200"], ["model=ridge", "alpha=1000000"]):
+        finished = stack.run(*pipeline_arguments(small_csv, "stack-registry", name, *dash_p(*model)))
         assert finished.returncode == 0, finished.stderr[-3000:]
-    assert "as @champion (was version 1): clearly better" in finished.stdout
+        summaries.append(next(line for line in finished.stdout.splitlines() if line.startswith("Registry:")))
+    assert "as @champion (was version 1): clearly better" in summaries[1]
+    assert summaries[2].startswith("Registry: rejected, not registered: "), "the gate"
     client = stack.client()
     assert client.get_model_version_by_alias(name, "champion").version == "2"
+    assert len(client.search_model_versions(f"name = '{name}'")) == 2
 
     output = tmp_path / "predictions.csv"
     parameters = dash_p(f"input={small_csv}", f"output={output}", f"model_name={name}")
