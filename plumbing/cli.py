@@ -7,6 +7,7 @@ import argparse
 import errno
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -76,7 +77,7 @@ def server_trouble(error: BaseException) -> str | None:
     server = redacted(mlflow.get_tracking_uri())
     while error is not None:
         text = str(error)
-        if "/mlflow-artifacts/" in text and any(f"{code}" in text for code in (500, 502, 503)):
+        if "/mlflow-artifacts/" in text and re.search(r"(error code|too many) 50[023]\b", text):
             return f"the tracking server {server} could not reach its artifact store (HTTP 5xx); see its log"
         if any(sign in text for sign in ("Max retries exceeded", "Connection refused", "ConnectionError")):
             return f"the tracking server {server} stopped answering"

@@ -14,7 +14,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -25,6 +25,7 @@ from plumbing.names import (
     HEARTBEAT_TAG,
     HOST_TAG,
     MARKED_FAILED_TAG,
+    OWNER_TAG,
     PARENT_RUN_TAG,
     PID_START_TAG,
     PID_TAG,
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 # In /proc/<pid>/stat, after the command name: the 20th field is the start time (field 22 in proc(5)).
 PROC_STAT_STARTTIME = 19
 BEATING_RUNS: set[str] = set()  # the open runs of this process, which the heartbeat refreshes
-BEATING_LOCKS: set[str] = set()  # the locks (registered model names) this process holds
+BEATING_LOCKS: dict[str, str] = {}  # the locks (registered model names) this process holds: their owner run
 _beating = False
 
 
@@ -110,12 +111,23 @@ def _beat(client: MlflowClient, interval: float, stop: threading.Event) -> None:
     while not stop.wait(interval):
         now = str(int(time.time()))
         beats = [(client.set_tag, run_id) for run_id in list(BEATING_RUNS)]
-        beats += [(client.set_registered_model_tag, name) for name in list(BEATING_LOCKS)]
+        beats += [(_beat_lock(client, owner), name) for name, owner in list(BEATING_LOCKS.items())]
         for set_tag, target in beats:
             try:
                 set_tag(target, HEARTBEAT_TAG, now)
             except Exception as error:  # one missed beat is not fatal, and must not skip the others
                 log.warning("heartbeat for %s failed: %s", target, error)
+
+
+def _beat_lock(client: MlflowClient, owner: str) -> Callable[[str, str, str], None]:
+    """Refresh a lock's heartbeat only while `owner` still holds it: a holder that lost its lock must not
+    keep the new holder's lock looking alive."""
+
+    def beat(name: str, tag: str, value: str) -> None:
+        if client.get_registered_model(name).tags.get(OWNER_TAG) == owner:
+            client.set_registered_model_tag(name, tag, value)
+
+    return beat
 
 
 def fail_abandoned_runs(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,10 +30,9 @@ from mlflow.exceptions import MlflowException
 
 from demand.errors import PipelineError
 from plumbing.liveness import BEATING_LOCKS, is_abandoned, liveness_tags
-from plumbing.names import HOST_TAG, PID_TAG
+from plumbing.names import HOST_TAG, OWNER_TAG, PID_TAG
 
 log = logging.getLogger(__name__)
-OWNER_RUN_TAG = "pipeline.owner_run"
 FIRST_LOOK_SECONDS, LONGEST_LOOK_SECONDS = 0.5, 10.0
 DESCRIPTION = "A pipeline lock, not a model: held while a pipeline runs, deleted when it ends."
 
@@ -48,8 +48,8 @@ class HeldLock:
     def check(self) -> None:
         """Raise PipelineError unless the lock is still this holder's."""
         holder = _holder(self.client, self.name)
-        if holder is None or holder.tags.get(OWNER_RUN_TAG) != self.owner_run_id:
-            by = f" to run {holder.tags.get(OWNER_RUN_TAG)}" if holder is not None else ""
+        if holder is None or holder.tags.get(OWNER_TAG) != self.owner_run_id:
+            by = f" to run {holder.tags.get(OWNER_TAG)}" if holder is not None else ""
             raise PipelineError(
                 f"this pipeline lost the lock {self.name}{by}: it did not beat for longer than "
                 "pipeline.stale_after_seconds (paused or suspended?); stopping, the other pipeline carries on"
@@ -69,11 +69,11 @@ def pipeline_lock(
     name = f"{experiment_name}.lock"
     _acquire(client, name, owner_run_id, wait, stale_after)
     lock = HeldLock(client, name, owner_run_id)
-    BEATING_LOCKS.add(name)
+    BEATING_LOCKS[name] = owner_run_id
     try:
         yield lock
     finally:
-        BEATING_LOCKS.discard(name)
+        BEATING_LOCKS.pop(name, None)
         _release(lock)  # on a failure to release, the next pipeline takes it over
 
 
@@ -86,11 +86,11 @@ def _acquire(client: MlflowClient, name: str, owner_run_id: str, wait: float, st
             return
         if holder is not None:
             tags = holder.tags
-            holder_text = f"run {tags.get(OWNER_RUN_TAG)} on {tags.get(HOST_TAG)}, pid {tags.get(PID_TAG)}"
+            holder_text = f"run {tags.get(OWNER_TAG)} on {tags.get(HOST_TAG)}, pid {tags.get(PID_TAG)}"
             if is_abandoned(tags, holder.creation_timestamp / 1000, time.time(), stale_after):
                 log.warning("taking over %s: its holder (%s) is gone", name, holder_text)
-                _take_over(client, name, tags.get(OWNER_RUN_TAG, ""))
-                continue
+                if _take_over(client, name, holder):
+                    continue
             if time.monotonic() > deadline:
                 raise PipelineError(
                     f"another pipeline ({holder_text}) still holds the lock {name} after {wait:.0f} s; "
@@ -117,7 +117,7 @@ def _create(client: MlflowClient, name: str, owner_run_id: str) -> bool:
     """Take the free lock; False when another pipeline took it first."""
     try:
         client.create_registered_model(
-            name, tags={**liveness_tags(), OWNER_RUN_TAG: owner_run_id}, description=DESCRIPTION
+            name, tags={**liveness_tags(), OWNER_TAG: owner_run_id}, description=DESCRIPTION
         )
     except MlflowException as error:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -126,22 +126,36 @@ def _create(client: MlflowClient, name: str, owner_run_id: str) -> bool:
     return True
 
 
-def _take_over(client: MlflowClient, name: str, dead_owner: str) -> None:
-    """Remove a dead holder's lock. It is renamed first (atomic: of two takers, one succeeds), then
-    deleted; should the renamed lock turn out to be a live one taken meanwhile, it is put back."""
-    aside = f"{name}.abandoned.{dead_owner}"
+def _take_over(client: MlflowClient, name: str, dead: Any) -> bool:
+    """Remove a dead holder's lock; True when it is gone. The lock is renamed aside first (atomic: of two
+    takers, one succeeds), then deleted; should the renamed lock turn out to be a live one taken
+    meanwhile, it is put back (its holder is fenced: it stops at its next check if that fails)."""
+    owner = dead.tags.get(OWNER_TAG, "")
+    aside = f"{name}.abandoned.{uuid.uuid4().hex}"
     try:
+        now = client.get_registered_model(name)
+        if now.tags.get(OWNER_TAG, "") != owner or now.creation_timestamp != dead.creation_timestamp:
+            return True  # someone else took it over already: look again
         client.rename_registered_model(name, aside)
         renamed = client.get_registered_model(aside)
-    except MlflowException:
-        return  # another pipeline got there first, or the lock went away: look again
-    if renamed.tags.get(OWNER_RUN_TAG, "") != dead_owner:
+    except MlflowException as error:
+        if error.error_code == "PERMISSION_DENIED":
+            raise PipelineError(
+                f"the lock {name} was left by a dead pipeline of another user, and this login may not remove "
+                f"it; ask its owner or an admin to delete the registered model {name}"
+            ) from None
+        return False  # the lock went away, or the store refused: look again after a pause
+    if renamed.tags.get(OWNER_TAG, "") != owner:
         try:
             client.rename_registered_model(aside, name)  # not the dead lock: give it back
         except MlflowException:
             log.warning("could not give back the lock %s; its holder will stop at its next check", name)
-        return
-    client.delete_registered_model(aside)
+        return False
+    try:
+        client.delete_registered_model(aside)
+    except MlflowException as error:
+        log.warning("could not delete the dead lock %s (%s); delete it by hand", aside, error.message[:200])
+    return True
 
 
 def _release(lock: HeldLock) -> None:

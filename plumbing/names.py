@@ -37,3 +37,4 @@ PID_START_TAG = "pipeline.pid_start"  # when that process started: a reused pid 
 SUMMARY_TAG = "pipeline.summary"  # one line: what the step decided, for the pipeline's summary
 HEARTBEAT_TAG = "pipeline.heartbeat"  # unix seconds, refreshed while the pipeline runs
 MARKED_FAILED_TAG = "pipeline.marked_failed_by"
+OWNER_TAG = "pipeline.owner_run"  # on a lock: the pipeline run that holds it

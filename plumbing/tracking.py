@@ -138,7 +138,9 @@ def _raise_if_the_artifact_store_is_down(uri: str, what: str) -> None:
         return
     try:
         mlflow.MlflowClient().list_artifacts(run_id)
-    except Exception as error:  # any failure to list says the same: the store does not answer
+    except Exception as error:  # MLflow and requests raise several types when the store does not answer
+        if getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+            return  # no such run: the URI is wrong, which the caller says
         raise PipelineError(
             f"cannot read the {what}: the tracking server could not reach its artifact store "
             f"({shown(_first_line(error))}); its log says why. Run again once it is back: finished steps "

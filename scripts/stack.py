@@ -66,6 +66,8 @@ def load_state(folder: Path, options: dict[str, str]) -> dict[str, object]:
     if path.is_file():
         return json.loads(path.read_text())
     external = bool(options["STACK_S3_ENDPOINT"])
+    if external and not (os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY")):
+        raise parts.StackError("STACK_S3_ENDPOINT needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for it")
     state = {
         "settings": {name: options[name] for name in KEPT},
         "ports": parts.free_ports(["mlflow"] + ([] if external else list(parts.WEED_PORTS))),
@@ -84,11 +86,15 @@ def load_state(folder: Path, options: dict[str, str]) -> dict[str, object]:
 def up() -> None:
     options = settings()
     folder = Path(options["STACK_DIR"]).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)  # logins and keys live here
     state = load_state(folder, options)
     options = kept_settings(options, state)
     url = f"http://127.0.0.1:{state['ports']['mlflow']}"
-    if parts.running(folder, "mlflow") and (options["STACK_S3_ENDPOINT"] or parts.running(folder, "weed")):
+    up_already = parts.running(folder, "mlflow") and (
+        options["STACK_S3_ENDPOINT"] or parts.running(folder, "weed")
+    )
+    if up_already and (folder / "env").is_file() and (folder / "admin.env").is_file():
         print(f"The stack in {folder} is already up: {url} (nothing changed)")
         return
     tracking_db, auth_db = services.ensure_databases(options["STACK_POSTGRES"], options["STACK_DB"])
@@ -137,6 +143,8 @@ def main() -> None:
         commands[sys.argv[1]]()
     except parts.StackError as error:
         sys.exit(f"error: {error}")
+    except Exception as error:  # psycopg2, boto3, requests: one line, never a traceback
+        sys.exit(f"error: {type(error).__name__}: {redacted(parts.first_line(error))}")
 
 
 if __name__ == "__main__":

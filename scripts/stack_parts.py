@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from plumbing.liveness import process_start, same_process_alive
+
 BIN = Path(sys.executable).parent
 WEED_PORTS = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc")
 START_SECONDS = 180  # a first start on an empty database takes about 35 s; SeaweedFS about 12 s
@@ -46,46 +48,64 @@ def write_env(path: Path, values: dict[str, str]) -> None:
 
 
 def running(folder: Path, name: str) -> bool:
-    pid_file = folder / f"{name}.pid"
-    if not pid_file.is_file():
-        return False
+    """The process <name>.pid names runs, and is the one `start` started (not a reused pid after a reboot)."""
+    pid, started = _pid_file(folder, name)
+    return pid is not None and same_process_alive(pid, started) and not _zombie(pid)
+
+
+def _pid_file(folder: Path, name: str) -> tuple[int | None, str]:
+    """The pid and the process start time recorded in <name>.pid: "<pid> <start>"."""
+    text = (folder / f"{name}.pid").read_text().split() if (folder / f"{name}.pid").is_file() else []
+    if not text or not text[0].isdigit():
+        return None, ""
+    return int(text[0]), text[1] if len(text) > 1 else ""
+
+
+def _zombie(pid: int) -> bool:
     try:
-        os.kill(int(pid_file.read_text()), 0)
-    except (ProcessLookupError, ValueError):
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
         return False
-    return True
 
 
 def start(folder: Path, name: str, command: list[str], environment: dict[str, str] | None = None) -> None:
-    """Start `command` detached (its own session), logging to <name>.log, its pid in <name>.pid."""
+    """Start `command` detached (its own session), logging to <name>.log; its pid and start time in
+    <name>.pid."""
     if running(folder, name):
         return
     with (folder / f"{name}.log").open("a") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, cwd=folder, env=environment, start_new_session=True
         )
-    (folder / f"{name}.pid").write_text(str(process.pid))
+    (folder / f"{name}.pid").write_text(f"{process.pid} {process_start(process.pid)}")
 
 
 def stop(folder: Path, name: str) -> bool:
-    """Stop the process group <name>.pid names: SIGTERM, then SIGKILL after 30 s. False if none ran."""
+    """Stop the process group that `start` began: SIGTERM, then SIGKILL after 30 s. False if none ran."""
     pid_file = folder / f"{name}.pid"
     if not running(folder, name):
         pid_file.unlink(missing_ok=True)
         return False
-    pid = int(pid_file.read_text())
-    os.killpg(pid, signal.SIGTERM)
+    pid, _ = _pid_file(folder, name)
+    _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
+    while time.monotonic() < deadline and running(folder, name):
         time.sleep(0.2)
-    else:
-        os.killpg(pid, signal.SIGKILL)
+    if running(folder, name):
+        _signal_group(pid, signal.SIGKILL)
     pid_file.unlink(missing_ok=True)
     return True
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except ProcessLookupError:
+        pass  # gone already
+    except PermissionError:
+        raise StackError(
+            f"not allowed to stop process group {pid}; stop it as the user who started it"
+        ) from None
 
 
 def waiting(what: str, where: str) -> Iterator[None]:

@@ -111,6 +111,7 @@ def start_mlflow_server(
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
         "MLFLOW_FLASK_SERVER_SECRET_KEY": state["flask_secret"],
+        "MLFLOW_BACKEND_STORE_URI": tracking_db,  # not on the command line, where `ps` shows a password
         # The server's job runner (7 huey consumers, ~1.6 GiB) runs GenAI scorers; this pipeline has none.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
         "MLFLOW_S3_ENDPOINT_URL": endpoint,
@@ -119,7 +120,7 @@ def start_mlflow_server(
     }
     command = [
         str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(state["ports"]["mlflow"]),
-        "--backend-store-uri", tracking_db, "--artifacts-destination", f"s3://{options['STACK_S3_BUCKET']}",
+        "--artifacts-destination", f"s3://{options['STACK_S3_BUCKET']}",
         "--app-name", "basic-auth", "--workers", options["STACK_WORKERS"],
     ]  # fmt: skip
     start(folder, "mlflow", command, environment)
@@ -147,6 +148,11 @@ def create_user(url: str, admin: tuple[str, str], username: str, password: str) 
         auth=admin,
         timeout=30,
     )
+    if answer.status_code == 401:
+        raise StackError(
+            f"the server refused the admin login while creating the user {username} (HTTP 401): its users' "
+            "database belongs to another stack, or this one lost its state.json; use another STACK_DB"
+        )
     if not answer.ok and "already exists" not in answer.text:
         raise StackError(f"cannot create the user {username} (HTTP {answer.status_code})")
 
@@ -175,3 +181,8 @@ def _listed(url: str, admin: tuple[str, str], path: str, params: dict, key: str)
     if not answer.ok:
         raise StackError(f"cannot list {key} as admin (HTTP {answer.status_code})")
     return answer.json().get(key, [])
+
+
+def ini_value(text: str) -> str:
+    """`text` as a value in a file MLflow reads with configparser's interpolation."""
+    return text.replace("%", "%%")

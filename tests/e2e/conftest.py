@@ -17,12 +17,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     folder = tmp_path_factory.mktemp("stack") / ".stack"
     database = f"mlflow_test_{secrets.token_hex(4)}"
     environment = os.environ | {"STACK_DIR": str(folder), "STACK_DB": database}
-    started = stack_command(environment, "up")
-    assert started.returncode == 0, started.stdout + started.stderr
-    found = Stack(folder, read_env(folder / "env"), read_env(folder / "admin.env"), environment,
-                  [started.stdout, started.stderr])  # fmt: skip
     try:
-        yield found
+        started = stack_command(environment, "up")
+        assert started.returncode == 0, started.stdout + started.stderr
+        yield Stack(folder, read_env(folder / "env"), read_env(folder / "admin.env"), environment,
+                    [started.stdout, started.stderr])  # fmt: skip
     finally:
         stack_command(environment, "down")
         for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):

@@ -18,14 +18,15 @@ from tests.helpers import PROJECT_DIR, dash_p, free_port, mlflow_run, runs_by_en
 
 @pytest.fixture(scope="module")
 def git_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(git://127.0.0.1:<port>/project.git, the commit it serves at HEAD)."""
+    """(git://127.0.0.1:<port>/project.git, the commit before its HEAD)."""
     if shutil.which("git") is None or not (PROJECT_DIR / ".git").exists():
         pytest.skip("needs git and a git checkout of the project")
     served = tmp_path_factory.mktemp("git")
     subprocess.run(
         ["git", "clone", "--quiet", "--bare", str(PROJECT_DIR), str(served / "project.git")], check=True
     )
-    commit = subprocess.run(["git", "-C", str(served / "project.git"), "rev-parse", "HEAD"],
+    # Not HEAD: a run that ignored --version would record another commit.
+    commit = subprocess.run(["git", "-C", str(served / "project.git"), "rev-parse", "HEAD~1"],
                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     port = free_port()
     daemon = subprocess.Popen(

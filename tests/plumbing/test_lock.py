@@ -15,13 +15,14 @@ from mlflow.entities import ViewType
 
 from demand.errors import PipelineError
 from plumbing.liveness import fail_abandoned_runs, is_abandoned, liveness_tags
-from plumbing.lock import OWNER_RUN_TAG, pipeline_lock
+from plumbing.lock import pipeline_lock
 from plumbing.names import (
     ENTRY_POINT_TAG,
     EXPERIMENT_NAME,
     HEARTBEAT_TAG,
     HOST_TAG,
     MARKED_FAILED_TAG,
+    OWNER_TAG,
     PARENT_RUN_TAG,
     PID_START_TAG,
     PID_TAG,
@@ -33,7 +34,7 @@ ORPHAN_AFTER = 900
 
 
 def test_a_held_lock_makes_the_second_pipeline_wait_then_give_up(client, experiment_id) -> None:
-    client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_RUN_TAG: "first"})  # a live holder
+    client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_TAG: "first"})  # a live holder
     started = time.monotonic()
     with (
         pytest.raises(
@@ -51,10 +52,10 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(client, experiment_id) -> N
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     )
     client.create_registered_model(
-        LOCK, tags={**liveness_tags(), PID_TAG: dead.stdout.strip(), OWNER_RUN_TAG: "dead"}
+        LOCK, tags={**liveness_tags(), PID_TAG: dead.stdout.strip(), OWNER_TAG: "dead"}
     )
     with pipeline_lock(client, EXPERIMENT_NAME, "next", wait=5, stale_after=600):
-        assert client.get_registered_model(LOCK).tags[OWNER_RUN_TAG] == "next"
+        assert client.get_registered_model(LOCK).tags[OWNER_TAG] == "next"
     assert client.search_registered_models() == [], "released, and nothing left behind"
     assert sorted(e.name for e in client.search_experiments(view_type=ViewType.ALL)) == sorted(
         ["Default", EXPERIMENT_NAME]
@@ -63,7 +64,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(client, experiment_id) -> N
 
 def test_a_waiting_pipeline_backs_off_and_takes_the_lock_once_it_is_free(client, experiment_id) -> None:
     """It reads the lock between looks (no failed creates), looking less often as it waits."""
-    client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_RUN_TAG: "first"})
+    client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_TAG: "first"})
     looks = []
     get = client.get_registered_model
 
@@ -134,7 +135,7 @@ def test_a_holder_that_lost_its_lock_stops_at_the_next_check(client, experiment_
     with pipeline_lock(client, EXPERIMENT_NAME, "first", wait=1, stale_after=600) as lock:
         lock.check()
         client.rename_registered_model(LOCK, f"{LOCK}.abandoned.first")  # what a takeover does
-        client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_RUN_TAG: "second"})
+        client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_TAG: "second"})
         with pytest.raises(PipelineError, match=rf"this pipeline lost the lock {LOCK} to run second"):
             lock.check()
 
