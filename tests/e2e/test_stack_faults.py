@@ -80,11 +80,12 @@ def test_a_restart_of_the_tracking_server_mid_run_is_ridden_out(stack: Stack, sm
                               env={"MLFLOW_EXPERIMENT_NAME": experiment})  # fmt: skip
     wait_for_running_train(stack.client(), experiment, pipeline)
     assert stack_parts.stop(stack.folder, "mlflow")
-    time.sleep(5)  # down for a while, as a restart is
+    time.sleep(20)  # down for a while, as a restart is; longer than the fit, so the pipeline meets it
     restarted = stack_command(stack.environment, "up")
     assert restarted.returncode == 0, restarted.stderr
     code, err = finished_pipeline(pipeline, stack)
     assert code == 0, err[-3000:]
+    assert "Retrying" in err, "the pipeline met the stopped server and retried"
     client = stack.client()
     runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     assert {run.info.status for run in runs} == {"FINISHED"}
