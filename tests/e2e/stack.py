@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlflow import MlflowClient
 
@@ -48,6 +49,18 @@ class Stack:
         )
         self.outputs.extend([result.stdout, result.stderr])
         return result
+
+    def s3(self) -> Any:
+        """A boto3 S3 client of the stack's object store, with the operators' keys."""
+        import boto3  # noqa: PLC0415 - only the tests that look into the bucket need it
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.admin["MLFLOW_S3_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id=self.admin["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.admin["AWS_SECRET_ACCESS_KEY"],
+        )
 
     def client(self, who: str = "admin") -> MlflowClient:
         os.environ["MLFLOW_TRACKING_USERNAME"] = getattr(self, who)["MLFLOW_TRACKING_USERNAME"]

@@ -11,7 +11,6 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-import boto3
 import requests
 
 from tests.e2e.stack import MLFLOW_RUN, Stack, pipeline_arguments, stack_command
@@ -53,11 +52,7 @@ def test_the_pipeline_runs_on_the_stack_its_artifacts_land_in_the_bucket_and_a_r
     experiment = client.get_experiment_by_name("stack-runs")
     runs = client.search_runs([experiment.experiment_id])
     assert {run.info.status for run in runs} == {"FINISHED"}
-    s3 = boto3.client(
-        "s3", endpoint_url=stack.admin["MLFLOW_S3_ENDPOINT_URL"], region_name="us-east-1",
-        aws_access_key_id=stack.admin["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=stack.admin["AWS_SECRET_ACCESS_KEY"],
-    )  # fmt: skip
+    s3 = stack.s3()
     listed = s3.list_objects_v2(Bucket=stack.admin["STACK_S3_BUCKET"], MaxKeys=1000).get("Contents", [])
     names = {Path(item["Key"]).name for item in listed}
     assert {"hour.parquet", "train.parquet", "test.parquet", "report.html", "model.skops", "MLmodel"} <= names

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from scripts import stack_parts
 from tests.e2e.stack import Stack, finished_pipeline, stack_command, start_pipeline, wait_for_running_train
 from tests.helpers import (
@@ -140,11 +142,23 @@ def test_data_and_logins_survive_a_down_up_cycle(stack: Stack) -> None:
     assert sorted(model.name for model in client.search_registered_models()) == models
 
 
-def test_no_secret_appears_in_any_output_param_or_tag(stack: Stack) -> None:
-    """Runs last in this module: it searches what every test before it saw, and the whole store."""
+def test_no_secret_appears_in_any_output_param_tag_or_artifact(stack: Stack) -> None:
+    """Runs last of the stack tests: it searches what every one before it saw, the stack's logs, every
+    param and tag (runs and model versions) and every artifact in the bucket."""
+    if len(stack.outputs) < 20:
+        pytest.skip("searches what the other stack tests saw: run it with them")
     client = stack.client()
     logged = [str(run.data.params) + str(run.data.tags) for experiment in client.search_experiments()
               for run in client.search_runs([experiment.experiment_id])]  # fmt: skip
+    logged += [str(version.tags) for version in client.search_model_versions()]
     logs = [path.read_text(errors="replace") for path in stack.folder.glob("*.log")]
+    s3 = stack.s3()
+    bucket = stack.admin["STACK_S3_BUCKET"]
+    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+            for item in page.get("Contents", [])]  # fmt: skip
+    artifacts = [
+        s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(errors="replace") for key in keys
+    ]
+    assert len(artifacts) > 50, "the stack tests logged their artifacts here"
     for secret in stack.secrets():
-        assert not [text for text in stack.outputs + logged + logs if secret in text]
+        assert not [text for text in stack.outputs + logged + logs + artifacts if secret in text]
