@@ -12,7 +12,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import mlflow
@@ -75,25 +75,32 @@ def server_trouble(error: BaseException) -> str | None:
     """What went wrong, in one line, when `error` (or its cause) says the tracking server did not answer
     or could not reach its artifact store; None for any other error."""
     server = redacted(mlflow.get_tracking_uri())
-    while error is not None:
-        text = str(error)
+    for cause in causes(error):
+        text = str(cause)
         if "/mlflow-artifacts/" in text and re.search(r"(error code|too many) 50[023]\b", text):
             return f"the tracking server {server} could not reach its artifact store (HTTP 5xx); see its log"
         if any(sign in text for sign in ("Max retries exceeded", "Connection refused", "ConnectionError")):
             return f"the tracking server {server} stopped answering"
-        error = error.__cause__ or error.__context__
     return None
 
 
 def full_disk(error: BaseException) -> str | None:
     """Where the disk is full, when `error` (or what caused it) says so: a path, or the store."""
-    while error is not None:
-        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-            return shown_path(error.filename) if error.filename else _full_folder()
-        if "database or disk is full" in str(error):
+    for cause in causes(error):
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            return shown_path(cause.filename) if cause.filename else _full_folder()
+        if "database or disk is full" in str(cause):
             return "the disk of the tracking store"
-        error = error.__cause__ or error.__context__
     return None
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then what caused it, and so on (each once)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
 
 
 def _full_folder() -> str:

@@ -20,8 +20,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.store.db.utils import _upgrade_db, create_sqlalchemy_engine_with_retry
-from sqlalchemy.engine import make_url
 
 from demand.errors import PipelineError
 
@@ -34,6 +32,8 @@ def sqlite_path(uri: str) -> Path | None:
     """The file of a `sqlite:///...` store URI; None for any other store."""
     if not uri.startswith("sqlite:"):
         return None
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 - every CLI imports this module; few need it
+
     database = make_url(uri).database
     return Path(database).resolve() if database and database != ":memory:" else None
 
@@ -80,6 +80,8 @@ def prepare_store(uri: str) -> str:
         except MlflowException as error:
             if "out-of-date database schema" not in str(error):
                 raise
+            from mlflow.store.db.utils import _upgrade_db, create_sqlalchemy_engine_with_retry  # noqa: PLC0415
+
             _upgrade_db(create_sqlalchemy_engine_with_retry(uri))
             return f"upgraded the tracking store {path}"
     return f"the tracking store {path} is up to date" if existed else f"created the tracking store {path}"

@@ -71,6 +71,11 @@ def cli_environment(tracking_uri: str) -> dict[str, str]:
     return environment
 
 
+def module_command(data: Path, *extra: str) -> list[str]:
+    """`python -m steps.main` on `data` with a 7-day test window: the pipeline without `mlflow run`."""
+    return [sys.executable, "-m", "steps.main", "--data", str(data), "--test_days", "7", *extra]
+
+
 def mlflow_command(*arguments: str, project: str = str(PROJECT_DIR)) -> list[str]:
     """`mlflow run` of this project (or of `project`, e.g. a git URL) in the project's experiment."""
     return [str(VENV_BIN / "mlflow"), "run", project, "--experiment-name", EXPERIMENT_NAME, *arguments]

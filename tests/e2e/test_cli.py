@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
@@ -12,7 +11,7 @@ import pytest
 
 from demand.metrics import BASELINES, METRICS
 from plumbing.names import EXPERIMENT_NAME, STEPS
-from tests.helpers import PROJECT_DIR, artifact_paths, mlflow_run, runs_by_entry_point
+from tests.helpers import PROJECT_DIR, artifact_paths, mlflow_run, module_command, runs_by_entry_point
 
 RMSE_BAR = 60.0
 
@@ -103,17 +102,7 @@ def test_bad_input_is_one_clear_line_and_failed_runs(tracking_uri, client, param
 
 def test_module_run_defaults_to_the_project_experiment(tracking_uri, client, small_csv: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_EXPERIMENT")}
-    command = [
-        sys.executable,
-        "-m",
-        "steps.main",
-        "--data",
-        str(small_csv),
-        "--test_days",
-        "7",
-        "--model",
-        "ridge",
-    ]
+    command = module_command(small_csv, "--model", "ridge")
     result = subprocess.run(
         command, cwd=PROJECT_DIR, env=environment, capture_output=True, text=True, check=False
     )

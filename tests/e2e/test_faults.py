@@ -16,7 +16,14 @@ from mlflow import MlflowClient
 from plumbing.names import EXPERIMENT_NAME, HOST_TAG, MARKED_FAILED_TAG
 from plumbing.registry import DECISION_TAG
 from tests.e2e.test_rerun import copy_project, wait_for_running
-from tests.helpers import PROJECT_DIR, VENV_BIN, cli_environment, pipeline, runs_by_entry_point
+from tests.helpers import (
+    PROJECT_DIR,
+    VENV_BIN,
+    cli_environment,
+    module_command,
+    pipeline,
+    runs_by_entry_point,
+)
 from tests.plumbing.test_registry import NAME, champion
 
 # Liveness in seconds instead of minutes, so that a pause outlives the heartbeat within a test.
@@ -67,10 +74,6 @@ def project_with_quick_liveness(folder: Path) -> Path:
     config["pipeline"].update(QUICK_LIVENESS)
     (project / "config.yaml").write_text(yaml.safe_dump(config))
     return project
-
-
-def module_command(data: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "steps.main", "--data", str(data), "--test_days", "7", *extra]
 
 
 def start_paused_pipeline(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -12,13 +13,25 @@ from demand.schema import MODEL_INPUT_COLUMNS
 from plumbing.params import make_plan
 from steps.main import run_pipeline
 from steps.predict import PREDICTION_COLUMN
-from tests.helpers import mlflow_run, runs_by_entry_point
+from tests.helpers import dash_p, mlflow_run, runs_by_entry_point
 
 
 @pytest.fixture
 def champion(client: MlflowClient, experiment_id: str, real_data: Path) -> str:
     """A champion registered by a real pipeline run; its version."""
     return run_pipeline(make_plan(str(real_data), "time", "92", "ridge", {})).registry.split()[3]
+
+
+def predict(tracking_uri: str, source: Path, output: Path | str) -> subprocess.CompletedProcess:
+    """`mlflow run . -e predict` of `source` into `output`, with the current environment."""
+    return mlflow_run(
+        tracking_uri,
+        "-e",
+        "predict",
+        "--env-manager",
+        "local",
+        *dash_p(f"input={source}", f"output={output}"),
+    )
 
 
 def hour_csv_lines(real_data: Path, last: int) -> list[str]:
@@ -32,8 +45,7 @@ def test_predict_writes_one_prediction_per_record_and_logs_the_run(
     source = tmp_path / "records.csv"
     source.write_text("\n".join(hour_csv_lines(real_data, 48)) + "\n")
     output = tmp_path / "out" / "predictions.csv"
-    finished = mlflow_run(tracking_uri, "-e", "predict", "--env-manager", "local",
-                          "-P", f"input={source}", "-P", f"output={output}")  # fmt: skip
+    finished = predict(tracking_uri, source, output)
     assert finished.returncode == 0, finished.stderr[-3000:]
     written = pd.read_csv(output)
     assert list(written.columns) == [*MODEL_INPUT_COLUMNS, PREDICTION_COLUMN]
@@ -58,8 +70,7 @@ def test_bad_rows_fail_the_run_with_their_line_numbers_and_write_nothing(
     source = tmp_path / "records.csv"
     source.write_text("\n".join(lines) + "\n")
     output = tmp_path / "predictions.csv"
-    finished = mlflow_run(tracking_uri, "-e", "predict", "--env-manager", "local",
-                          "-P", f"input={source}", "-P", f"output={output}")  # fmt: skip
+    finished = predict(tracking_uri, source, output)
     assert finished.returncode != 0
     assert f"{source}: column 'hr' is outside the documented range 0..23 on lines 4 ('25'), 7 ('25')" in (
         finished.stderr
@@ -74,8 +85,7 @@ def test_predict_without_a_champion_says_what_to_do(
 ) -> None:
     source = tmp_path / "records.csv"
     source.write_text("\n".join(hour_csv_lines(real_data, 2)) + "\n")
-    finished = mlflow_run(tracking_uri, "-e", "predict", "--env-manager", "local",
-                          "-P", f"input={source}", "-P", f"output={tmp_path / 'out.csv'}")  # fmt: skip
+    finished = predict(tracking_uri, source, tmp_path / "out.csv")
     assert finished.returncode != 0
     assert "no version of registered model 'bike-sharing-demand' has the alias @champion" in finished.stderr
 
@@ -85,8 +95,7 @@ def test_an_output_folder_is_refused_before_any_work(
 ) -> None:
     source = tmp_path / "records.csv"
     source.write_text("\n".join(hour_csv_lines(real_data, 2)) + "\n")
-    finished = mlflow_run(tracking_uri, "-e", "predict", "--env-manager", "local",
-                          "-P", f"input={source}", "-P", f"output={tmp_path}")  # fmt: skip
+    finished = predict(tracking_uri, source, tmp_path)
     assert finished.returncode != 0
     assert f"output {tmp_path} is a folder, not a file" in error_lines(finished)[0]
     assert sorted(path.name for path in tmp_path.iterdir() if path.suffix == ".csv") == ["records.csv"]
@@ -100,8 +109,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(
     source = tmp_path / "records.csv"
     source.write_text("\n".join(hour_csv_lines(real_data, 5000)) + "\n")  # ~400 KB of predictions
     output = small_disk / "predictions.csv"
-    finished = mlflow_run(tracking_uri, "-e", "predict", "--env-manager", "local",
-                          "-P", f"input={source}", "-P", f"output={output}")  # fmt: skip
+    finished = predict(tracking_uri, source, output)
     assert finished.returncode != 0
     (line,) = error_lines(finished)
     assert f"cannot write {output}: no space left on device" in line

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from tests.helpers import (
     cli_environment,
     mlflow_command,
     mlflow_run,
+    module_command,
     pipeline,
     runs_by_entry_point,
 )
@@ -47,18 +47,7 @@ def copy_project(target: Path) -> Path:
 
 def run_module(project: Path, tracking_uri: str, data: Path, *extra: str) -> subprocess.CompletedProcess:
     """`python -m steps.main` in a copy of the project (as `mlflow run --env-manager local` would run it)."""
-    command = [
-        sys.executable,
-        "-m",
-        "steps.main",
-        "--data",
-        str(data),
-        "--test_days",
-        "7",
-        "--n_estimators",
-        "30",
-        *extra,
-    ]
+    command = module_command(data, "--n_estimators", "30", *extra)
     environment = os.environ | {"MLFLOW_TRACKING_URI": tracking_uri}
     result = subprocess.run(
         command, cwd=project, env=environment, capture_output=True, text=True, check=False

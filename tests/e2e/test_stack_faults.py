@@ -4,7 +4,6 @@ outage of the object store mid-run; and, last, no secret anywhere in what every 
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,10 +11,7 @@ import pytest
 
 from scripts import stack_parts
 from tests.e2e.stack import Stack, finished_pipeline, stack_command, start_pipeline, wait_for_running_train
-from tests.helpers import (
-    PROJECT_DIR,
-    cli_environment,
-)
+from tests.helpers import PROJECT_DIR, cli_environment, module_command
 
 
 def test_eight_pipelines_at_once_leave_the_registry_consistent(stack: Stack, small_csv: Path) -> None:
@@ -28,18 +24,7 @@ def test_eight_pipelines_at_once_leave_the_registry_consistent(stack: Stack, sma
     started = time.monotonic()
     pipelines = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "steps.main",
-                "--data",
-                str(small_csv),
-                "--test_days",
-                "7",
-                "--model_name",
-                name,
-                *model,
-            ],
+            module_command(small_csv, "--model_name", name, *model),
             cwd=PROJECT_DIR,
             env=environment | {"MLFLOW_EXPERIMENT_NAME": f"stack-eight-{number}"},
             stdout=subprocess.PIPE,
