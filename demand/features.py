@@ -7,9 +7,14 @@ compute features with this same code. It reads only the columns below: `instant`
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import pandas as pd
+from pandas.tseries.holiday import USFederalHolidayCalendar
 from sklearn.base import BaseEstimator, TransformerMixin
+
+HOLIDAY_HORIZON_DAYS = 14  # farther than this from a holiday counts as this far
 
 RECORD_FEATURES = {
     "season": "season (1 spring .. 4 winter), as recorded",
@@ -32,6 +37,8 @@ DERIVED_FEATURES = {
     "month_sin": "sin(2 pi (mnth - 1) / 12): December sits next to January",
     "month_cos": "cos(2 pi (mnth - 1) / 12)",
     "hour_of_workday": "hr + 24 * workingday: commuting peaks exist on working days only",
+    "days_to_holiday": f"days until the next US federal holiday, at most {HOLIDAY_HORIZON_DAYS}",
+    "days_since_holiday": f"days since the last US federal holiday, at most {HOLIDAY_HORIZON_DAYS}",
 }
 FEATURE_DESCRIPTIONS = RECORD_FEATURES | DERIVED_FEATURES
 FEATURE_NAMES = tuple(FEATURE_DESCRIPTIONS)
@@ -51,7 +58,27 @@ def derive_features(records: pd.DataFrame) -> pd.DataFrame:
     features["month_sin"] = np.sin(month_angle)
     features["month_cos"] = np.cos(month_angle)
     features["hour_of_workday"] = features["hr"] + 24 * features["workingday"]
+    features["days_to_holiday"], features["days_since_holiday"] = holiday_distances(dates)
     return features.reset_index(drop=True)
+
+
+@cache
+def federal_holidays() -> np.ndarray:
+    """US federal holidays 1990-2100 (a calendar known years ahead), as sorted days."""
+    days = USFederalHolidayCalendar().holidays("1990-01-01", "2100-12-31")
+    return days.to_numpy().astype("datetime64[D]")
+
+
+def holiday_distances(dates: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Days to the next and since the last federal holiday (0 on one), capped at HOLIDAY_HORIZON_DAYS."""
+    days, holidays = dates.to_numpy().astype("datetime64[D]"), federal_holidays()
+    following = holidays[np.minimum(np.searchsorted(holidays, days), len(holidays) - 1)]
+    preceding = holidays[np.maximum(np.searchsorted(holidays, days, side="right") - 1, 0)]
+    # Outside the calendar's years the nearest holiday lies on the wrong side: count it as far away.
+    to_next = np.where(following >= days, (following - days).astype("int64"), HOLIDAY_HORIZON_DAYS)
+    since_last = np.where(preceding <= days, (days - preceding).astype("int64"), HOLIDAY_HORIZON_DAYS)
+    cap = HOLIDAY_HORIZON_DAYS
+    return np.minimum(to_next, cap).astype("float64"), np.minimum(since_last, cap).astype("float64")
 
 
 def describe_features(train: pd.DataFrame) -> dict[str, dict[str, object]]:

@@ -2,6 +2,10 @@
 
 Every pipeline starts with HourlyFeatures, so whoever calls `predict` (evaluate, a batch job, the REST
 server) passes raw records and gets the same features. Every model predicts non-negative counts.
+
+What the estimator learns is the `target` (config.yaml `splits`): the count itself, or casual and
+registered riders each with their own copy of the estimator, on the count or the log(1 + count) scale.
+The riders are only targets: no model ever sees them as features.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import Ridge
@@ -24,6 +29,13 @@ from demand.errors import PipelineError, quoted
 from demand.features import CATEGORICAL_FEATURES, FEATURE_NAMES, HourlyFeatures
 from demand.schema import TARGET, model_inputs
 
+RIDER_COLUMNS = ("casual", "registered")
+TARGETS = {
+    "count": "cnt, fitted with the model's own loss",
+    "riders": "casual and registered riders, one model each; the forecast is their sum",
+    "log_riders": "log(1 + riders) for casual and registered, one model each; summed back as counts",
+}
+
 
 def unchanged(values: np.ndarray) -> np.ndarray:
     return values
@@ -34,22 +46,54 @@ def floor_at_zero(values: np.ndarray) -> np.ndarray:
     return np.maximum(values, 0.0)
 
 
-def build_model(model: str, hyperparameters: dict[str, Any], seed: int) -> Pipeline:
-    """An unfitted pipeline: HourlyFeatures, then the estimator `model` names, with predictions >= 0."""
+class RiderDemand(RegressorMixin, BaseEstimator):
+    """One clone of `estimator` per rider group (casual, registered), optionally on log(1 + count);
+    predicts the sum of the groups' counts, each floored at zero."""
+
+    def __init__(self, estimator: Any = None, log_scale: bool = False) -> None:
+        self.estimator, self.log_scale = estimator, log_scale
+
+    def fit(self, features: pd.DataFrame, riders: pd.DataFrame | np.ndarray) -> RiderDemand:
+        columns = np.asarray(riders, dtype="float64").T
+        self.models_ = [
+            clone(self.estimator).fit(features, np.log1p(group) if self.log_scale else group)
+            for group in columns
+        ]
+        return self
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        groups = [model.predict(features) for model in self.models_]
+        return np.sum([floor_at_zero(np.expm1(g) if self.log_scale else g) for g in groups], axis=0)
+
+
+def build_model(model: str, hyperparameters: dict[str, Any], seed: int, target: str = "count") -> Pipeline:
+    """An unfitted pipeline: HourlyFeatures, then the estimator `model` names fitted to `target`, with
+    predictions >= 0."""
     if model not in ESTIMATORS:
         raise PipelineError(f"unknown model {quoted(model)}; choose one of: {', '.join(MODELS)}")
-    counts = TransformedTargetRegressor(
-        ESTIMATORS[model](hyperparameters, seed),
-        func=unchanged,
-        inverse_func=floor_at_zero,
-        check_inverse=False,
-    )
-    return Pipeline([("features", HourlyFeatures()), ("model", counts)])
+    if target not in TARGETS:
+        raise PipelineError(f"unknown target {quoted(target)}; choose one of: {', '.join(TARGETS)}")
+    estimator = ESTIMATORS[model](hyperparameters, seed)
+    if target == "count":
+        fitted = TransformedTargetRegressor(
+            estimator, func=unchanged, inverse_func=floor_at_zero, check_inverse=False
+        )
+    else:
+        fitted = RiderDemand(estimator, log_scale=target == "log_riders")
+    return Pipeline([("features", HourlyFeatures()), ("model", fitted)])
 
 
-def fit(train: pd.DataFrame, model: str, hyperparameters: dict[str, Any], seed: int) -> Pipeline:
+def target_values(train: pd.DataFrame, target: str) -> pd.Series | pd.DataFrame:
+    """What the estimator is fitted to: the count, or the two rider columns."""
+    return train[TARGET] if target == "count" else train[list(RIDER_COLUMNS)]
+
+
+def fit(
+    train: pd.DataFrame, model: str, hyperparameters: dict[str, Any], seed: int, target: str = "count"
+) -> Pipeline:
     """The fitted pipeline (pure: no tracking, no files)."""
-    return build_model(model, hyperparameters, seed).fit(model_inputs(train), train[TARGET])
+    pipeline = build_model(model, hyperparameters, seed, target)
+    return pipeline.fit(model_inputs(train), target_values(train, target))
 
 
 def model_digest(pipeline: Pipeline) -> str:
@@ -82,7 +126,10 @@ MODELS = tuple(ESTIMATORS)  # config.yaml has each one's hyperparameters
 
 def feature_importances(pipeline: Pipeline) -> pd.Series | None:
     """Impurity or gain importances for tree models that expose them; None otherwise."""
-    importances = getattr(pipeline.named_steps["model"].regressor_, "feature_importances_", None)
-    if importances is None:
+    fitted = pipeline.named_steps["model"]
+    estimators = fitted.models_ if isinstance(fitted, RiderDemand) else [fitted.regressor_]
+    found = [getattr(estimator, "feature_importances_", None) for estimator in estimators]
+    if any(importances is None for importances in found):
         return None
+    importances = np.mean(found, axis=0)
     return pd.Series(importances, index=list(FEATURE_NAMES)).sort_values(ascending=False)

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from demand.errors import PipelineError, quoted, shown
 from demand.hyperparameters import check_hyperparameters
@@ -32,6 +35,10 @@ class Plan:
     model_name: str
     force: tuple[str, ...]
 
+    @property
+    def target(self) -> str:
+        return settings.split_options(self.split)["target"]
+
 
 def make_plan(
     data: str,
@@ -42,10 +49,13 @@ def make_plan(
     *,
     model_name: str | None = None,
     force: str = "false",
+    hyperparameters: str = "",
 ) -> Plan:
-    """Every parameter of the pipeline checked before any work starts."""
+    """Every parameter of the pipeline checked before any work starts. `hyperparameters` names a YAML file
+    (a path or a URI such as runs:/<tune run>/best_params.yaml) whose values replace config.yaml's."""
     split, days = validate_split(split, test_days)
-    hyperparameters = validate_training(model, overrides)
+    chosen = read_hyperparameters_file(hyperparameters, model) if hyperparameters else {}
+    hyperparameters = validate_training(model, overrides, split, chosen)
     name = parse_model_name(model_name or settings.parameter_defaults("main")["model_name"])
     return Plan(data, split, days, model, hyperparameters, name, forced_steps(force))
 
@@ -78,13 +88,50 @@ def validate_split(split: str, test_days: str) -> tuple[str, int]:
     return parse_choice("split", split, SPLITS), parse_positive_int("test_days", test_days)
 
 
-def validate_training(model: str, overrides: dict[str, str]) -> dict[str, Any]:
-    """The resolved hyperparameters, each checked against its type and range, or a one-line error before
-    any work starts."""
+def validate_training(
+    model: str, overrides: dict[str, str], split: str = "time", chosen: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The resolved hyperparameters (config.yaml's for the split, then `chosen`, then -P overrides), each
+    checked against its type and range, or a one-line error before any work starts."""
     parse_choice("model", model, tuple(settings.config()["models"]))
-    resolved = resolve_hyperparameters(settings.config()["models"][model], overrides, model)
+    defaults = settings.model_defaults(model, split) | (chosen or {})
+    resolved = resolve_hyperparameters(defaults, overrides, model)
     check_hyperparameters(model, resolved)
     return resolved
+
+
+def read_hyperparameters_file(location: str, model: str) -> dict[str, Any]:
+    """The `hyperparameters` of a best_params.yaml that tune logged (or any YAML file in its shape), for
+    `model`; one line if it cannot be read, is not that shape, or holds another model's values."""
+    import mlflow.artifacts  # noqa: PLC0415 - only when a file is named: params stays light
+
+    try:
+        local = location if "://" not in location else mlflow.artifacts.download_artifacts(location)
+        content = yaml.safe_load(Path(local).read_text())
+    except Exception as error:
+        raise PipelineError(
+            f"parameter hyperparameters={quoted(location)} cannot be read ({shown(error)}); "
+            "pass a YAML file or a URI such as runs:/<tune run id>/best_params.yaml"
+        ) from None
+    values = content.get("hyperparameters") if isinstance(content, dict) else None
+    if not isinstance(values, dict) or not all(isinstance(name, str) for name in values):
+        raise PipelineError(
+            f"parameter hyperparameters={quoted(location)} holds no `hyperparameters:` mapping of names "
+            "to values"
+        )
+    if content.get("model", model) != model:
+        raise PipelineError(
+            f"parameter hyperparameters={quoted(location)} holds {shown(content['model'])} hyperparameters; "
+            f"pass -P model={shown(content['model'])}"
+        )
+    unknown = sorted(set(values) - set(settings.config()["models"][model]))
+    if unknown:
+        raise PipelineError(
+            f"parameter hyperparameters={quoted(location)} names unknown hyperparameter(s) "
+            f"{', '.join(shown(name) for name in unknown)} for model {model}"
+        )
+    check_hyperparameters(model, values)
+    return values
 
 
 def parse_overrides(arguments: list[str]) -> dict[str, str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,9 @@ from mlflow.entities import Run
 
 from demand.errors import PipelineError
 from demand.metrics import BASELINES
-from plumbing import cache, keys
+from plumbing import cache, keys, settings
+from plumbing.liveness import fail_abandoned_runs, heartbeat
+from plumbing.lock import pipeline_lock
 from plumbing.names import OUTPUT_DIGEST_TAG, OUTPUTS_TAG, REUSED_FROM_TAG, SUMMARY_TAG
 from plumbing.store import redacted, without_credentials
 from plumbing.tracking import StepResult, step_run
@@ -55,6 +58,7 @@ class StepRunner:
         self.client, self.experiment_id, self.parent_run_id = client, experiment_id, parent_run_id
         self.force, self.check_lock = force, check_lock
         self.records: list[StepRecord] = []
+        self.failed: list[str] = []  # runs this pipeline marked FAILED, left RUNNING by a dead one
 
     def run(
         self,
@@ -111,6 +115,27 @@ class StepRunner:
         return "no earlier run" if before is None else keys.describe_change(before, parts)
 
 
+@contextmanager
+def beating() -> Iterator[None]:
+    """Heartbeats for this process's runs and lock while the block runs (plumbing/liveness.py)."""
+    with heartbeat(MlflowClient(), settings.config()["pipeline"]["heartbeat_seconds"]):
+        yield
+
+
+@contextmanager
+def locked_runner(parent: mlflow.ActiveRun, force: tuple[str, ...]) -> Iterator[StepRunner]:
+    """A StepRunner for steps nested under `parent`, holding the experiment's pipeline lock; runs left
+    RUNNING by a dead pipeline are marked FAILED first (listed in `runner.failed`)."""
+    options = settings.config()["pipeline"]
+    stale_after, orphan_after = options["stale_after_seconds"], options["orphan_after_seconds"]
+    client, run_id, experiment_id = MlflowClient(), parent.info.run_id, parent.info.experiment_id
+    name, wait = client.get_experiment(experiment_id).name, options["lock_wait_seconds"]
+    with pipeline_lock(client, name, run_id, wait=wait, stale_after=stale_after) as lock:
+        runner = StepRunner(client, experiment_id, run_id, force, lock.check)
+        runner.failed = fail_abandoned_runs(client, experiment_id, run_id, stale_after, orphan_after)
+        yield runner
+
+
 def summary(result: PipelineResult) -> str:
     """What ran or was reused and why, how long it took, the headline metrics, and where to look."""
     lines = ["", f"Pipeline run {result.run_id} (experiment {result.experiment_id})"]
@@ -124,6 +149,11 @@ def summary(result: PipelineResult) -> str:
     lines.append(
         f"Holdout: RMSE {m['rmse']:.1f}  MAE {m['mae']:.1f}  R2 {m['r2']:.3f}  RMSLE {m['rmsle']:.3f}"
     )
+    if "kaggle_rmsle" in m:
+        lines.append(
+            f"  Kaggle protocol: RMSLE {m['kaggle_rmsle']:.4f} on {m['kaggle_test_rows']:.0f} rows; "
+            f"the winners scored {m['kaggle_winner_rmsle']} on a hidden split of those rows"
+        )
     for name in BASELINES:
         lines.append(
             f"  vs {name}: RMSE {m[f'baseline_{name}_rmse']:.1f}, skill {m[f'skill_vs_{name}']:+.1%}"

@@ -27,6 +27,17 @@ def config() -> dict[str, Any]:
     return yaml.safe_load(CONFIG_FILE.read_text())
 
 
+def split_options(split: str) -> dict[str, Any]:
+    """config.yaml's `splits` entry: the split's `score`, the `target` models fit, and hyperparameters
+    that replace the defaults of `models` under it."""
+    return {"models": {}} | config()["splits"][split]
+
+
+def model_defaults(model: str, split: str) -> dict[str, Any]:
+    """A model's hyperparameters under a split, before any override."""
+    return config()["models"][model] | split_options(split)["models"].get(model, {})
+
+
 def requirements_digest() -> str:
     """sha256 of requirements.txt, which every logged model carries as its pip requirements."""
     return hashlib.sha256(REQUIREMENTS_FILE.read_bytes()).hexdigest()

@@ -6,10 +6,11 @@ import hashlib
 import json
 import logging
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import pandas as pd
@@ -17,7 +18,14 @@ import pandas as pd
 from demand.errors import PipelineError, shown, shown_path
 from plumbing.cli import Interrupted, server_trouble
 from plumbing.liveness import BEATING_RUNS, liveness_tags
-from plumbing.names import ENTRY_POINT_TAG, MARKED_FAILED_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG, SUMMARY_TAG
+from plumbing.names import (
+    ENTRY_POINT_TAG,
+    MARKED_FAILED_TAG,
+    OUTPUT_DIGEST_TAG,
+    OUTPUTS_TAG,
+    SPLIT_FILE,
+    SUMMARY_TAG,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +124,22 @@ def artifact_uri(run_id: str, path: str) -> str:
 
 def read_table(uri: str, what: str) -> pd.DataFrame:
     """A Parquet table logged as an artifact, read through a temporary copy."""
+    return read_artifact(uri, what, pd.read_parquet)
+
+
+def read_split(features: str) -> dict[str, Any]:
+    """The split and test_days that made the features folder at `features`."""
+    return read_artifact(
+        f"{features}/{SPLIT_FILE}", "split file", lambda path: json.loads(Path(path).read_text())
+    )
+
+
+def read_artifact(uri: str, what: str, reader: Callable[[str], Any]) -> Any:
+    """An artifact read by `reader` from a temporary copy; a bad URI or file is one line."""
     with tempfile.TemporaryDirectory() as scratch:
         try:
             path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch)
-            return pd.read_parquet(path)
+            return reader(path)
         except Exception as error:  # MLflow and pyarrow raise several types for a bad URI or file
             if server_trouble(error):
                 raise  # not the URI's fault: run_cli says what happened

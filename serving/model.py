@@ -36,6 +36,7 @@ TRUSTED_TYPES = (
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.tree._tree.Tree",
     "demand.features.HourlyFeatures",
+    "demand.models.RiderDemand",
     "demand.models.floor_at_zero",
     "demand.models.unchanged",
     "xgboost.core.Booster",

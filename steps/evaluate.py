@@ -5,7 +5,8 @@ Parameters:
     model_uri: URI of the model train logged (models:/<model id>).
 Metrics:
     rmse, mae, r2, rmsle of the model; baseline_<name>_<metric> for each baseline on the same rows;
-    skill_vs_<name> = 1 - rmse / baseline rmse; last_week_coverage.
+    skill_vs_<name> = 1 - rmse / baseline rmse; last_week_coverage. Under split=kaggle also kaggle_rmsle
+    (on the competition's test rows), kaggle_test_rows and kaggle_winner_rmsle (config.yaml).
 Artifacts:
     report.html, predictions.parquet, plots/*.png.
 """
@@ -33,7 +34,15 @@ from plumbing.names import (
     TEST_FILE,
     TRAIN_FILE,
 )
-from plumbing.tracking import StepResult, artifact_uri, load_model, read_table, record_outputs, step_run
+from plumbing.tracking import (
+    StepResult,
+    artifact_uri,
+    load_model,
+    read_split,
+    read_table,
+    record_outputs,
+    step_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +54,27 @@ def evaluate(features: str, model_uri: str) -> StepResult:
     test = read_table(f"{features}/{TEST_FILE}", "test rows")
     model = load_model(model_uri)
     scores = metrics.holdout_scores(train, test, model.predict(model_inputs(test)))
-    mlflow.log_metrics(scores.metrics)
-    importances = feature_importances(model.get_raw_model())
-    figures = evaluation_figures(
-        test, scores.predicted, importances, settings.config()["evaluate"]["plot_days"]
+    options = settings.config()["evaluate"]
+    kaggle = (
+        metrics.kaggle_protocol(test, scores.predicted, options["kaggle_winner_rmsle"])
+        if read_split(features)["split"] == "kaggle"
+        else {}
     )
+    mlflow.log_metrics(scores.metrics | kaggle)
+    importances = feature_importances(model.get_raw_model())
+    figures = evaluation_figures(test, scores.predicted, importances, options["plot_days"])
     pictures = {name: png_bytes(figure) for name, figure in figures.items()}
     context = {
         "model": model_uri,
         "test rows": f"{len(test)} ({test['dteday'].min().date()} to {test['dteday'].max().date()})",
         "training rows": str(len(train)),
     }
+    if kaggle:
+        context["Kaggle protocol"] = (
+            f"RMSLE {kaggle['kaggle_rmsle']:.5f} on {kaggle['kaggle_test_rows']:.0f} rows (days 20+ of each "
+            f"month); the winners scored {kaggle['kaggle_winner_rmsle']} on a hidden public/private split "
+            "of the same rows"
+        )
     report = render_report(
         "Bike-sharing demand: holdout evaluation", context, scores.by_name, scores.skills, pictures
     )
@@ -74,7 +93,7 @@ def evaluate(features: str, model_uri: str) -> StepResult:
         mlflow.log_artifacts(scratch)
         digest = record_outputs(outputs, [root / REPORT_ARTIFACT, root / PREDICTIONS_ARTIFACT])
     log.info("Test RMSE %.2f over %d rows", scores.metrics["rmse"], len(test))
-    return StepResult(run_id, outputs, digest, scores.metrics)
+    return StepResult(run_id, outputs, digest, scores.metrics | kaggle)
 
 
 def main() -> None:

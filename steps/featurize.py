@@ -8,6 +8,7 @@ Artifacts:
     features/train.parquet, features/test.parquet: raw hourly rows with the target. The model derives
         its features from these itself, so the served model and the evaluated one cannot disagree.
     features/features.json: each feature, how it is derived, and its range on the training rows.
+    features/split.json: the split and test_days, from which train picks what the model fits.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from demand.features import describe_features
 from demand.split import describe_split, split_table
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
-from plumbing.names import FEATURES_DESCRIPTION_FILE, FEATURES_DIR, TABLE_ARTIFACT, TEST_FILE, TRAIN_FILE
+from plumbing.names import (
+    FEATURES_DESCRIPTION_FILE,
+    FEATURES_DIR,
+    SPLIT_FILE,
+    TABLE_ARTIFACT,
+    TEST_FILE,
+    TRAIN_FILE,
+)
 from plumbing.params import validate_split
 from plumbing.tracking import StepResult, artifact_uri, read_table, record_outputs, step_run
 
@@ -49,6 +57,7 @@ def featurize(table: str, split: str, test_days: int) -> StepResult:
         train.to_parquet(folder / TRAIN_FILE, index=False)
         test.to_parquet(folder / TEST_FILE, index=False)
         (folder / FEATURES_DESCRIPTION_FILE).write_text(json.dumps(describe_features(train), indent=2))
+        (folder / SPLIT_FILE).write_text(json.dumps({"split": split, "test_days": test_days}))
         mlflow.log_artifacts(str(folder), FEATURES_DIR)
         digest = record_outputs(outputs, list(folder.iterdir()))
     log.info("Split %d train and %d test rows (%s)", len(train), len(test), split)

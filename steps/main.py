@@ -13,15 +13,12 @@ import importlib
 from collections.abc import Callable
 
 import mlflow
-from mlflow import MlflowClient
 
 from demand.sources import HourlyBytes
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
-from plumbing.liveness import fail_abandoned_runs, heartbeat
-from plumbing.lock import pipeline_lock
 from plumbing.params import Plan, make_plan, parse_overrides
-from plumbing.runner import PipelineResult, StepRunner, summary
+from plumbing.runner import PipelineResult, StepRunner, beating, locked_runner, summary
 from plumbing.tracking import StepResult, step_run
 
 
@@ -33,24 +30,16 @@ def step_function(name: str) -> Callable[..., StepResult]:
 
 def run_pipeline(plan: Plan) -> PipelineResult:
     """All the steps under one parent run, holding the experiment's pipeline lock."""
-    options = settings.config()["pipeline"]
-    stale_after, orphan_after = options["stale_after_seconds"], options["orphan_after_seconds"]
-    with step_run("main") as parent:
-        client, run_id, experiment_id = MlflowClient(), parent.info.run_id, parent.info.experiment_id
-        name, wait = client.get_experiment(experiment_id).name, options["lock_wait_seconds"]
-        with (
-            heartbeat(client, options["heartbeat_seconds"]),
-            pipeline_lock(client, name, run_id, wait=wait, stale_after=stale_after) as lock,
-        ):
-            failed = fail_abandoned_runs(client, experiment_id, run_id, stale_after, orphan_after)
-            runner = StepRunner(client, experiment_id, run_id, plan.force, lock.check)
-            evaluated, registered = _run_steps(runner, plan)
+    with step_run("main") as parent, beating(), locked_runner(parent, plan.force) as runner:
+        evaluated, registered = train_to_registry(runner, plan, prepare_features(runner, plan))
+    info = parent.info
     return PipelineResult(
-        run_id, experiment_id, runner.records, evaluated.metrics, registered.summary, failed
+        info.run_id, info.experiment_id, runner.records, evaluated.metrics, registered.summary, runner.failed
     )
 
 
-def _run_steps(runner: StepRunner, plan: Plan) -> tuple[StepResult, StepResult]:
+def prepare_features(runner: StepRunner, plan: Plan) -> StepResult:
+    """ingest and featurize, run or reused: the featurize result."""
     fetched: list[HourlyBytes] = []
 
     def data_digest() -> dict[str, str]:
@@ -67,23 +56,30 @@ def _run_steps(runner: StepRunner, plan: Plan) -> tuple[StepResult, StepResult]:
         "ingest", {}, data_digest, lambda: step_function("ingest")(plan.data, fetched[0]), data_used
     )
     table = ingested.outputs["table"]
-    featurized = runner.run(
+    return runner.run(
         "featurize",
         {"split": plan.split} | ({"test_days": plan.test_days} if plan.split == "time" else {}),
         lambda: {"table": ingested.digest},
         lambda: step_function("featurize")(table, plan.split, plan.test_days),
     )
+
+
+def train_to_registry(
+    runner: StepRunner, plan: Plan, featurized: StepResult
+) -> tuple[StepResult, StepResult]:
+    """train, evaluate and register, run or reused: the evaluate and register results."""
     features = featurized.outputs["features"]
     trained = runner.run(
         "train",
         {
             "model": plan.model,
+            "target": plan.target,
             "hyperparameters": plan.hyperparameters,
             "seed": settings.config()["seed"],
             "requirements": settings.requirements_digest(),  # they are logged with the model
         },
         lambda: {"features": featurized.digest},
-        lambda: step_function("train")(features, plan.model, plan.hyperparameters),
+        lambda: step_function("train")(features, plan.model, plan.hyperparameters, plan.split),
     )
     evaluated = runner.run(
         "evaluate",

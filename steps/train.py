@@ -3,7 +3,9 @@
 Parameters:
     features: URI of the folder featurize logged (runs:/<featurize run>/features).
     model: xgb (default), rf, hgb or ridge.
+    hyperparameters: empty, or a YAML file or URI (runs:/<tune run>/best_params.yaml) of hyperparameters.
     <hyperparameter>: any hyperparameter of that model in config.yaml, e.g. `-P max_depth=8`.
+The split the features were made with (features/split.json) picks the target (config.yaml `splits`).
 Artifacts:
     model: an MLflow pyfunc model (serving/model.py) around the scikit-learn pipeline saved with skops;
         it takes raw hourly records, checks them, and predicts counts. It carries an input example, an
@@ -30,8 +32,8 @@ from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
 from plumbing.keys import shipped_model_digest
 from plumbing.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
-from plumbing.params import parse_overrides, validate_training
-from plumbing.tracking import StepResult, read_table, record_outputs, step_run
+from plumbing.params import parse_overrides, read_hyperparameters_file, validate_training
+from plumbing.tracking import StepResult, read_split, read_table, record_outputs, step_run
 from serving.model import CODE_PACKAGES, LOADER_MODULE, SKOPS_FILE, save_pipeline
 
 log = logging.getLogger(__name__)
@@ -60,14 +62,14 @@ def log_model(pipeline: Any, example: pd.DataFrame) -> mlflow.models.model.Model
         )
 
 
-def train(features: str, model: str, hyperparameters: dict[str, Any]) -> StepResult:
+def train(features: str, model: str, hyperparameters: dict[str, Any], split: str) -> StepResult:
     """Fit and log the model in the active run (hyperparameters already resolved by validate_training)."""
-    seed = settings.config()["seed"]
-    mlflow.log_params({"features": features, "model": model, "seed": seed})
+    seed, target = settings.config()["seed"], settings.split_options(split)["target"]
+    mlflow.log_params({"features": features, "model": model, "seed": seed, "target": target})
     mlflow.log_params({f"hp.{name}": value for name, value in hyperparameters.items()})
     training = read_table(f"{features}/{TRAIN_FILE}", "training rows")
     started = time.perf_counter()
-    pipeline = fit(training, model, hyperparameters, seed)
+    pipeline = fit(training, model, hyperparameters, seed, target)
     fit_seconds = time.perf_counter() - started
     inputs = model_inputs(training)
     fitted = pipeline.predict(inputs)
@@ -85,12 +87,15 @@ def main() -> None:
     parser = argument_parser(__doc__)
     parser.add_argument("--features", required=True, help=f"e.g. runs:/<featurize run id>/{FEATURES_DIR}")
     parser.add_argument("--model", default=defaults["model"])
+    parser.add_argument("--hyperparameters", default=defaults["hyperparameters"])
     args, rest = parser.parse_known_args()
 
     def work() -> None:
-        hyperparameters = validate_training(args.model, parse_overrides(rest))
+        overrides, split = parse_overrides(rest), read_split(args.features)["split"]
+        chosen = read_hyperparameters_file(args.hyperparameters, args.model) if args.hyperparameters else {}
+        hyperparameters = validate_training(args.model, overrides, split, chosen)
         with step_run("train"):
-            train(args.features, args.model, hyperparameters)
+            train(args.features, args.model, hyperparameters, split)
 
     run_cli(work)
 

@@ -1,0 +1,178 @@
+"""Worker processes for `tune`, the progress line (one line per finished trial with the best so far), and
+what the search found.
+
+Workers are spawned, not forked, so each starts clean (no MLflow or database connections copied from this
+process). A worker that dies has its running trial failed at once; the workers left run one in its place.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from mlflow import MlflowClient
+from tqdm import tqdm
+
+from demand.errors import PipelineError
+from plumbing.study import Search, fail_finished_trial_runs, fail_trials_of, open_study, work
+
+POLL_SECONDS = 1.0
+
+
+@dataclass
+class WorkerReport:
+    """What happened to the workers: notes on the ones that died or failed."""
+
+    notes: list[str] = field(default_factory=list)
+    failed_workers: int = 0
+
+
+def _worker(search: Search, seed: int) -> None:
+    """A worker process: a PipelineError is one line on stderr and exit status 2, as in the steps."""
+    try:
+        work(search, seed)
+    except PipelineError as error:
+        print(f"tune worker: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+@contextmanager
+def threads_per_worker(workers: int) -> Iterator[None]:
+    """Workers started inside share this machine's cores instead of each taking all of them (XGBoost and
+    scikit-learn size their thread pools by OMP_NUM_THREADS); an explicit setting is kept."""
+    if "OMP_NUM_THREADS" in os.environ:
+        yield
+        return
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    try:
+        yield
+    finally:
+        del os.environ["OMP_NUM_THREADS"]
+
+
+def run_workers(search: Search, workers: int, seed: int) -> WorkerReport:
+    """Start `workers` processes on the study and wait for them, printing each finished trial."""
+    study, client, report = open_study(search, seed), MlflowClient(), WorkerReport()
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_worker, args=(search, seed + 1 + i)) for i in range(workers)]
+    with threads_per_worker(workers):
+        for process in processes:
+            process.start()
+    progress = Progress(study, search)
+    settled: set[int] = set()
+    try:
+        while True:
+            for process in processes:
+                if process.exitcode is not None and process.pid not in settled:
+                    settled.add(process.pid)
+                    _settle(process, study, client, report)
+            progress.show()
+            if all(process.exitcode is not None for process in processes):
+                break
+            time.sleep(POLL_SECONDS)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+            if process.pid not in settled:
+                _settle(process, study, client, report)
+        fail_finished_trial_runs(study, client)
+        progress.show()
+        progress.close()
+    return report
+
+
+def _settle(process: multiprocessing.process.BaseProcess, study: optuna.Study, client: MlflowClient,
+            report: WorkerReport) -> None:  # fmt: skip
+    if process.exitcode == 0:
+        return
+    report.failed_workers += 1
+    failed = fail_trials_of(study, process.pid, client)
+    how = f"was killed by signal {-process.exitcode}" if process.exitcode < 0 else "failed"
+    lost = f"; its trial {', '.join(map(str, failed))} ended FAILED" if failed else ""
+    report.notes.append(f"worker pid {process.pid} {how}{lost}")
+    tqdm.write(f"tune: {report.notes[-1]}", file=sys.stderr)
+
+
+class Progress:
+    """A bar over the study's finished trials, and a line per trial as it ends, with the best so far."""
+
+    def __init__(self, study: optuna.Study, search: Search) -> None:
+        self.study, self.score, self.shown = study, search.facts["score"], set()
+        self.bar = tqdm(total=search.budget, unit="trial", desc=f"tune {search.study}", file=sys.stderr)
+
+    def show(self) -> None:
+        ended = [t for t in self.study.get_trials(deepcopy=False) if t.state.is_finished()]
+        complete = [t for t in ended if t.state == optuna.trial.TrialState.COMPLETE]
+        best = min(complete, key=lambda t: t.value, default=None)
+        for trial in sorted(ended, key=lambda t: t.number):
+            if trial.number in self.shown:
+                continue
+            self.shown.add(trial.number)
+            value = f"cv_{self.score} {trial.value:.4f}" if trial.value is not None else ""
+            top = f"best cv_{self.score} {best.value:.4f} (trial {best.number})" if best else "no best yet"
+            tqdm.write(f"trial {trial.number:>3} {trial.state.name:<8} {value:<22} {top}", file=sys.stderr)
+            if trial.state != optuna.trial.TrialState.FAIL:
+                self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a search found: the best trial and the study's counts."""
+
+    best: optuna.trial.FrozenTrial
+    metrics: dict[str, float]
+    notes: list[str]
+
+    def best_params_file(self, search: Search) -> dict[str, Any]:
+        """best_params.yaml: what `-P hyperparameters=runs:/<tune run>/best_params.yaml` reads back."""
+        score = search.facts["score"]
+        return {
+            "model": search.facts["model"],
+            "split": search.facts["split"],
+            "study": search.study,
+            "trial": self.best.number,
+            f"cv_{score}": self.best.value,
+            "hyperparameters": search.base | self.best.params,
+        }
+
+    def lines(self, search: Search) -> list[str]:
+        m, score = self.metrics, search.facts["score"]
+        return [
+            f"Study {search.study}: {m['trials_complete']:.0f} complete, {m['trials_pruned']:.0f} pruned, "
+            f"{m['trials_failed']:.0f} failed; {m['trials_per_minute']:.2f} trials per minute",
+            *[f"  {note}" for note in self.notes],
+            f"Best trial {self.best.number}: cv_{score} {self.best.value:.4f}  {self.best.params}",
+        ]
+
+
+def study_summary(study: optuna.Study, seconds: float, notes: list[str]) -> Found:
+    """The best complete trial and the counts, or one line when no trial completed."""
+    trials = study.get_trials(deepcopy=False)
+    count = {state: sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise PipelineError(
+            f"study {study.study_name} holds no complete trial ({len(trials)} in all); see the trial runs"
+            " and the workers' messages above"
+        )
+    finished = count[optuna.trial.TrialState.COMPLETE] + count[optuna.trial.TrialState.PRUNED]
+    metrics = {
+        f"best_cv_{study.user_attrs['score']}": study.best_value,
+        "trials_complete": count[optuna.trial.TrialState.COMPLETE],
+        "trials_pruned": count[optuna.trial.TrialState.PRUNED],
+        "trials_failed": count[optuna.trial.TrialState.FAIL],
+        "trials_per_minute": finished / max(seconds, 1e-9) * 60,
+    }
+    return Found(study.best_trial, metrics, notes)
