@@ -19,10 +19,13 @@ class Between:
     low: float
     high: float
     low_open: bool = False
+    whole: bool = False
 
     def problem(self, value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "must be a number"
+        if self.whole and not isinstance(value, int):
+            return "must be a whole number"
         too_low = value <= self.low if self.low_open else value < self.low
         if too_low or value > self.high:
             return f"must be {'>' if self.low_open else '>='} {self.low:g} and <= {self.high:g}"
@@ -38,6 +41,7 @@ class OneOf:
 
 
 FRACTION = Between(0, 1, low_open=True)
+SEEDS = Between(1, 50, whole=True)  # bagged_seeds: demand/models.py SeedBag
 RULES: dict[str, dict[str, Between | OneOf]] = {
     "xgb": {
         "objective": OneOf(("count:poisson", "reg:squarederror", "reg:absoluteerror", "reg:tweedie")),
@@ -47,11 +51,13 @@ RULES: dict[str, dict[str, Between | OneOf]] = {
         "subsample": FRACTION,
         "colsample_bytree": FRACTION,
         "min_child_weight": Between(0, 1_000),
+        "bagged_seeds": SEEDS,
     },
     "rf": {
         "n_estimators": Between(1, 5_000),
         "min_samples_leaf": Between(1, 10_000),
         "max_features": FRACTION,
+        "bagged_seeds": SEEDS,
     },
     "hgb": {
         "loss": OneOf(("squared_error", "absolute_error", "poisson", "gamma")),
@@ -59,6 +65,7 @@ RULES: dict[str, dict[str, Between | OneOf]] = {
         "learning_rate": FRACTION,
         "max_leaf_nodes": Between(2, 4_096),
         "min_samples_leaf": Between(1, 10_000),
+        "bagged_seeds": SEEDS,
     },
     "ridge": {"alpha": Between(0, 1e9)},
 }

@@ -30,6 +30,7 @@ from demand.features import CATEGORICAL_FEATURES, FEATURE_NAMES, HourlyFeatures
 from demand.schema import TARGET, model_inputs
 
 RIDER_COLUMNS = ("casual", "registered")
+BAGGED_SEEDS = "bagged_seeds"  # a hyperparameter of the tree models: how many seeds SeedBag averages
 TARGETS = {
     "count": "cnt, fitted with the model's own loss",
     "riders": "casual and registered riders, one model each; the forecast is their sum",
@@ -66,6 +67,29 @@ class RiderDemand(RegressorMixin, BaseEstimator):
         return np.sum([floor_at_zero(np.expm1(g) if self.log_scale else g) for g in groups], axis=0)
 
 
+class SeedBag(RegressorMixin, BaseEstimator):
+    """The mean of `seeds` clones of `estimator`, each with its own random_state: a blend of boosted trees
+    that differ in the rows and columns they sampled, steadier than any one of them."""
+
+    def __init__(self, estimator: Any = None, seeds: int = 1) -> None:
+        self.estimator, self.seeds = estimator, seeds
+
+    def fit(self, features: pd.DataFrame, target: np.ndarray) -> SeedBag:
+        first = self.estimator.get_params()["random_state"]
+        self.models_ = [
+            clone(self.estimator).set_params(random_state=first + offset).fit(features, target)
+            for offset in range(self.seeds)
+        ]
+        return self
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        return np.mean([model.predict(features) for model in self.models_], axis=0)
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        return np.mean([model.feature_importances_ for model in self.models_], axis=0)
+
+
 def build_model(model: str, hyperparameters: dict[str, Any], seed: int, target: str = "count") -> Pipeline:
     """An unfitted pipeline: HourlyFeatures, then the estimator `model` names fitted to `target`, with
     predictions >= 0."""
@@ -73,7 +97,10 @@ def build_model(model: str, hyperparameters: dict[str, Any], seed: int, target: 
         raise PipelineError(f"unknown model {quoted(model)}; choose one of: {', '.join(MODELS)}")
     if target not in TARGETS:
         raise PipelineError(f"unknown target {quoted(target)}; choose one of: {', '.join(TARGETS)}")
-    estimator = ESTIMATORS[model](hyperparameters, seed)
+    library = {name: value for name, value in hyperparameters.items() if name != BAGGED_SEEDS}
+    estimator = ESTIMATORS[model](library, seed)
+    if hyperparameters.get(BAGGED_SEEDS, 1) > 1:
+        estimator = SeedBag(estimator, hyperparameters[BAGGED_SEEDS])
     if target == "count":
         fitted = TransformedTargetRegressor(
             estimator, func=unchanged, inverse_func=floor_at_zero, check_inverse=False

@@ -54,7 +54,10 @@ def check_search_space(model: str, space: dict[str, dict[str, Any]], known: dict
             raise PipelineError(f"config.yaml tune.search.{model} names unknown hyperparameter {name}")
         bounds = spec["choices"] if "choices" in spec else [spec["low"], spec["high"]]
         for value in bounds:
-            check_hyperparameters(model, {name: value})
+            try:
+                check_hyperparameters(model, {name: value})
+            except PipelineError as error:
+                raise PipelineError(f"config.yaml tune.search.{model}: {error}") from None
         if "choices" not in spec and spec["low"] >= spec["high"]:
             raise PipelineError(f"config.yaml tune.search.{model}.{name}: low must be below high")
 

@@ -89,7 +89,9 @@ def open_study(search: Search, seed: int) -> optuna.Study:
         direction="minimize",
         load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=options["prune_after_trials"]),
+        pruner=optuna.pruners.MedianPruner(
+            n_startup_trials=options["prune_after_trials"], n_warmup_steps=options["prune_from_fold"] - 1
+        ),
     )
     for name, value in search.facts.items():
         held = study.user_attrs.get(name)
@@ -100,6 +102,8 @@ def open_study(search: Search, seed: int) -> optuna.Study:
                 f"study {quoted(search.study)} was made with {name}={quoted(held)}, not {quoted(value)}; "
                 f"pass -P {name}={held} to join it, or name another study"
             )
+    if not study.trials:  # the first trial is config.yaml's values: the search starts from them
+        study.enqueue_trial({name: search.base[name] for name in search.space}, skip_if_exists=True)
     return study
 
 

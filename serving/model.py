@@ -37,6 +37,7 @@ TRUSTED_TYPES = (
     "sklearn.tree._tree.Tree",
     "demand.features.HourlyFeatures",
     "demand.models.RiderDemand",
+    "demand.models.SeedBag",
     "demand.models.floor_at_zero",
     "demand.models.unchanged",
     "xgboost.core.Booster",

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demand.features import FEATURE_NAMES, HourlyFeatures, derive_features
+from demand.features import (
+    FEATURE_NAMES,
+    HOLIDAY_HORIZON_DAYS,
+    HourlyFeatures,
+    derive_features,
+    holiday_distances,
+)
 from demand.schema import LEAKY_COLUMNS, MODEL_INPUT_COLUMNS
 from tests.synthetic import hourly_table
 
@@ -52,3 +58,10 @@ def test_transformer_accepts_text_or_datetime_dates(records: pd.DataFrame) -> No
     transformer = HourlyFeatures().fit(records)
     pd.testing.assert_frame_equal(transformer.transform(records), transformer.transform(as_dates))
     assert list(transformer.get_feature_names_out()) == list(FEATURE_NAMES)
+
+
+def test_holiday_distances_come_from_the_federal_calendar() -> None:
+    dates = pd.Series(pd.to_datetime(["2012-12-24", "2012-12-25", "2012-12-27", "2012-07-01", "1950-06-01"]))
+    to_next, since_last = holiday_distances(dates)
+    assert list(to_next) == [1, 0, 5, 3, HOLIDAY_HORIZON_DAYS]  # 1950: outside the calendar, far away
+    assert list(since_last) == [HOLIDAY_HORIZON_DAYS, 0, 2, HOLIDAY_HORIZON_DAYS, HOLIDAY_HORIZON_DAYS]

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from demand import metrics
+from demand.schema import parse_hourly, read_csv_text
+from demand.split import split_table
 
 
 def frame(days: list[str], hours: list[int], workingday: list[int], counts: list[int]) -> pd.DataFrame:
@@ -54,3 +56,18 @@ def test_error_by_hour() -> None:
     test = frame(["2012-01-09"] * 3, [8, 8, 9], [1] * 3, [10, 20, 5])
     by_hour = metrics.error_by_hour(test, np.array([13.0, 16.0, 5.0]))
     assert by_hour.to_dict() == {8: pytest.approx(np.sqrt(12.5)), 9: 0.0}
+
+
+def test_the_kaggle_protocol_scores_days_20_and_later_only() -> None:
+    test = frame(["2012-01-19", "2012-01-20", "2012-02-28"], [0, 0, 0], [1, 1, 1], [10, 20, 30])
+    scores = metrics.kaggle_protocol(test, np.array([1000.0, 20.0, 31.0]), winner_rmsle=0.33756)
+    assert scores["kaggle_test_rows"] == 2, "the 19th is a training day in Kaggle's split"
+    assert scores["kaggle_rmsle"] == pytest.approx(np.sqrt((np.log(32 / 31) ** 2) / 2))
+    assert scores["kaggle_winner_rmsle"] == 0.33756
+
+
+def test_the_kaggle_protocol_has_the_competitions_6493_rows(real_data) -> None:
+    path = real_data / "hour.csv" if real_data.is_dir() else real_data
+    table = parse_hourly(read_csv_text(path.read_bytes(), str(path)), str(path))
+    _, test = split_table(table, "kaggle", 92)
+    assert metrics.kaggle_protocol(test, test["cnt"].to_numpy(), 0.33756)["kaggle_test_rows"] == 6493

@@ -69,3 +69,31 @@ def test_model_inputs_are_the_raw_columns_with_text_dates(table) -> None:
 def test_unknown_model_lists_choices() -> None:
     with pytest.raises(PipelineError, match=r"unknown model 'lasso'; choose one of: xgb, rf, hgb, ridge"):
         build_model("lasso", {}, 0)
+
+
+@pytest.mark.parametrize("target", ["riders", "log_riders"])
+def test_rider_targets_predict_the_sum_of_casual_and_registered(table, target: str) -> None:
+    pipeline = fit(table, "xgb", SMALL["xgb"], seed=0, target=target)
+    inputs = model_inputs(table)
+    groups = pipeline.named_steps["model"].models_
+    features = pipeline.named_steps["features"].transform(inputs)
+    parts = [group.predict(features) for group in groups]
+    if target == "log_riders":
+        parts = [np.expm1(part) for part in parts]
+    expected = np.maximum(parts[0], 0) + np.maximum(parts[1], 0)
+    assert len(groups) == 2
+    np.testing.assert_allclose(pipeline.predict(inputs), expected)
+    assert np.corrcoef(pipeline.predict(inputs), table[TARGET])[0, 1] > 0.8
+    assert feature_importances(pipeline) is not None
+
+
+def test_riders_are_targets_never_features(table) -> None:
+    """Changing casual and registered changes nothing a fitted model sees at predict time."""
+    pipeline = fit(table, "xgb", SMALL["xgb"], seed=0, target="riders")
+    inputs = model_inputs(table)
+    assert not {"casual", "registered", "instant"} & set(pipeline.named_steps["features"].transform(inputs))
+
+
+def test_an_unknown_target_is_one_line(table) -> None:
+    with pytest.raises(PipelineError, match=r"unknown target 'counts'; choose one of: count, riders"):
+        build_model("xgb", SMALL["xgb"], 0, target="counts")
