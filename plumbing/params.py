@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -106,7 +107,8 @@ def read_hyperparameters_file(location: str, model: str) -> dict[str, Any]:
     import mlflow.artifacts  # noqa: PLC0415 - only when a file is named: params stays light
 
     try:
-        local = location if "://" not in location else mlflow.artifacts.download_artifacts(location)
+        remote = len(urlsplit(location).scheme) > 1  # runs:/, models:/, s3://, file://, not C:/
+        local = mlflow.artifacts.download_artifacts(location) if remote else location
         content = yaml.safe_load(Path(local).read_text())
     except Exception as error:
         raise PipelineError(

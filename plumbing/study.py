@@ -24,8 +24,9 @@ import optuna
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Param
+from sqlalchemy.exc import SQLAlchemyError
 
-from demand.errors import PipelineError, quoted
+from demand.errors import PipelineError, quoted, shown
 from demand.tuning import fold_scores, suggest, time_folds
 from plumbing import settings
 from plumbing.names import PARENT_RUN_TAG
@@ -77,22 +78,31 @@ def open_study(search: Search, seed: int) -> optuna.Study:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     options = settings.config()["tune"]
     connect = {"connect_args": {"timeout": 60}} if search.storage.startswith("sqlite") else {}
-    storage = optuna.storages.RDBStorage(
-        search.storage,
-        engine_kwargs={"pool_pre_ping": True, **connect},
-        heartbeat_interval=options["heartbeat_seconds"],
-        grace_period=options["stale_after_seconds"],
-    )
-    study = optuna.create_study(
-        storage=storage,
-        study_name=search.study,
-        direction="minimize",
-        load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(
-            n_startup_trials=options["prune_after_trials"], n_warmup_steps=options["prune_from_fold"] - 1
-        ),
-    )
+    # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; the pinned driver is psycopg2.
+    url = re.sub(r"^postgresql://", "postgresql+psycopg2://", search.storage)
+    try:
+        storage = optuna.storages.RDBStorage(
+            url,
+            engine_kwargs={"pool_pre_ping": True, **connect},
+            heartbeat_interval=options["heartbeat_seconds"],
+            grace_period=options["stale_after_seconds"],
+        )
+        study = optuna.create_study(
+            storage=storage,
+            study_name=search.study,
+            direction="minimize",
+            load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            pruner=optuna.pruners.MedianPruner(
+                n_startup_trials=options["prune_after_trials"], n_warmup_steps=options["prune_from_fold"] - 1
+            ),
+        )
+    except (ImportError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+        reason = shown(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+        raise PipelineError(
+            f"cannot open the study storage {redacted(search.storage)}: {reason}; check the URL, that the "
+            "database exists and that this machine may reach it"
+        ) from None
     for name, value in search.facts.items():
         held = study.user_attrs.get(name)
         if held is None:

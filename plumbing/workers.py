@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import sys
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,7 +62,9 @@ def run_workers(search: Search, workers: int, seed: int) -> WorkerReport:
     """Start `workers` processes on the study and wait for them, printing each finished trial."""
     study, client, report = open_study(search, seed), MlflowClient(), WorkerReport()
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker, args=(search, seed + 1 + i)) for i in range(workers)]
+    # Each worker of each tune run samples its own way; the same seeds would propose the same trials.
+    first = seed + zlib.crc32(search.parent_run_id.encode())
+    processes = [context.Process(target=_worker, args=(search, first + i)) for i in range(workers)]
     with threads_per_worker(workers):
         for process in processes:
             process.start()
