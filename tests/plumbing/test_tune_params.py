@@ -1,0 +1,90 @@
+"""tune's and best_params.yaml's parameters: each bad value is one line naming the parameter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from demand.errors import PipelineError
+from plumbing import settings
+from plumbing.params import make_plan, read_hyperparameters_file, validate_training
+from plumbing.study import check_storage, check_study_name
+
+
+def write(tmp_path: Path, content: object) -> str:
+    path = tmp_path / "best_params.yaml"
+    path.write_text(content if isinstance(content, str) else yaml.safe_dump(content))
+    return str(path)
+
+
+def test_a_best_params_file_replaces_config_values_and_minus_p_wins(tmp_path: Path) -> None:
+    path = write(tmp_path, {"model": "xgb", "hyperparameters": {"max_depth": 6, "learning_rate": 0.05}})
+    plan = make_plan("data", "time", "92", "xgb", {"max_depth": "7"}, hyperparameters=path)
+    assert plan.hyperparameters == settings.model_defaults("xgb", "time") | {
+        "max_depth": 7,
+        "learning_rate": 0.05,
+    }
+
+
+def test_the_kaggle_split_fits_its_own_objective() -> None:
+    assert validate_training("xgb", {}, "kaggle")["objective"] == "reg:squarederror"
+    assert validate_training("xgb", {}, "time")["objective"] == "count:poisson"
+    assert make_plan("data", "kaggle", "92", "xgb", {}).target == "log_riders"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[1, 2", r"cannot be read \("),
+        ({"model": "xgb"}, r"holds no `hyperparameters:` mapping"),
+        (
+            {"model": "rf", "hyperparameters": {"max_depth": 6}},
+            r"holds rf hyperparameters; pass -P model=rf",
+        ),
+        ({"hyperparameters": {"depth": 6}}, r"names unknown hyperparameter\(s\) depth for model xgb"),
+        ({"hyperparameters": {"max_depth": 0}}, r"hyperparameter max_depth='0' must be >= 1"),
+        ({"hyperparameters": {"bagged_seeds": 2.5}}, r"bagged_seeds='2.5' must be a whole number"),
+    ],
+)
+def test_a_bad_best_params_file_is_one_line(tmp_path: Path, content: object, message: str) -> None:
+    with pytest.raises(PipelineError, match=message):
+        read_hyperparameters_file(write(tmp_path, content), "xgb")
+
+
+def test_a_missing_best_params_file_says_what_to_pass(tmp_path: Path) -> None:
+    with pytest.raises(
+        PipelineError, match=r"pass a YAML file or a URI such as runs:/<tune run id>/best_params"
+    ):
+        read_hyperparameters_file(str(tmp_path / "nope.yaml"), "xgb")
+
+
+@pytest.mark.parametrize(
+    ("storage", "message"),
+    [
+        ("optuna.db", r"is not a database URL; pass e.g. -P storage=postgresql://"),
+        ("redis://localhost:6379", r"is not a database URL"),
+        ("postgresql://optuna:s3cret@db:5432/optuna", r"holds a password, and mlflow run logs parameters"),
+    ],
+)
+def test_a_bad_storage_is_one_line_that_never_repeats_a_password(storage: str, message: str) -> None:
+    with pytest.raises(PipelineError, match=message) as raised:
+        check_storage(storage)
+    assert "s3cret" not in str(raised.value)
+
+
+def test_good_storages_and_study_names_pass() -> None:
+    for storage in (
+        "sqlite:////tmp/optuna.db",
+        "postgresql://optuna@db:5432/optuna",
+        "mysql+pymysql://u@h/d",
+    ):
+        assert check_storage(storage) == storage
+    assert check_study_name("xgb-2026.11:team") == "xgb-2026.11:team"
+
+
+@pytest.mark.parametrize("name", ["", "a b", "x" * 101, "../up", "name\nnext"])
+def test_a_bad_study_name_is_one_line(name: str) -> None:
+    with pytest.raises(PipelineError, match=r"parameter study=.* is not a usable study name"):
+        check_study_name(name)
