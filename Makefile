@@ -43,10 +43,11 @@ format: install ## Format and fix what ruff can
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install ## Benchmarks: pipeline vs a script without MLflow; reused rerun vs cold; cache lookup
+bench: install ## Benchmarks: pipeline vs a script without MLflow; reused rerun vs cold; cache lookup; tune
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.rerun
 	$(BIN)/python -m bench.serving
+	$(BIN)/python -m bench.tune
 
 stack: install ## Start the team stack: mlflow server + PostgreSQL + S3 (SeaweedFS), logins (STACK_DIR=.stack)
 	$(BIN)/python -m scripts.stack up
