@@ -49,7 +49,8 @@ def main() -> None:
             rate, seconds = trials_per_minute(hour_csv, args.trials, workers)
             rates[workers].append(rate)
             print(
-                f"workers={workers}: {rate:.2f} trials per minute ({args.trials} trials, {seconds:.0f} s in all)"
+                f"workers={workers}: {rate:.2f} trials per minute "
+                f"({args.trials} trials, {seconds:.0f} s with ingest and the final train)"
             )
     ratio = statistics.median(two / one for one, two in zip(rates[1], rates[2], strict=True))
     print(f"trials per minute, 2 workers / 1 worker = {ratio:.2f}  (on {os.cpu_count()} cores)")
