@@ -11,6 +11,7 @@ The riders are only targets: no model ever sees them as features.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 from collections.abc import Callable
 from typing import Any
@@ -129,6 +130,13 @@ def model_digest(pipeline: Pipeline) -> str:
     return hashlib.sha256(pickle.dumps(pipeline, protocol=5)).hexdigest()
 
 
+def _threads() -> int:
+    """Threads for scikit-learn's forest: OMP_NUM_THREADS when set (tune gives each worker a share of the
+    cores that way, and XGBoost and HistGradientBoosting follow it by themselves), else every core."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else -1
+
+
 def _linear_model(hyperparameters: dict[str, Any]) -> Pipeline:
     numeric = [name for name in FEATURE_NAMES if name not in CATEGORICAL_FEATURES]
     encode = ColumnTransformer(
@@ -143,7 +151,7 @@ def _linear_model(hyperparameters: dict[str, Any]) -> Pipeline:
 ESTIMATORS: dict[str, Callable[[dict[str, Any], int], Any]] = {
     "xgb": lambda hyperparameters, seed: XGBRegressor(**hyperparameters, random_state=seed),
     "rf": lambda hyperparameters, seed: RandomForestRegressor(
-        **hyperparameters, random_state=seed, n_jobs=-1
+        **hyperparameters, random_state=seed, n_jobs=_threads()
     ),
     "hgb": lambda hyperparameters, seed: HistGradientBoostingRegressor(**hyperparameters, random_state=seed),
     "ridge": lambda hyperparameters, seed: _linear_model(hyperparameters),

@@ -55,7 +55,7 @@ def make_plan(
     """Every parameter of the pipeline checked before any work starts. `hyperparameters` names a YAML file
     (a path or a URI such as runs:/<tune run>/best_params.yaml) whose values replace config.yaml's."""
     split, days = validate_split(split, test_days)
-    chosen = read_hyperparameters_file(hyperparameters, model) if hyperparameters else {}
+    chosen = read_hyperparameters_file(hyperparameters, model, split) if hyperparameters else {}
     hyperparameters = validate_training(model, overrides, split, chosen)
     name = parse_model_name(model_name or settings.parameter_defaults("main")["model_name"])
     return Plan(data, split, days, model, hyperparameters, name, forced_steps(force))
@@ -98,12 +98,18 @@ def validate_training(
     defaults = settings.model_defaults(model, split) | (chosen or {})
     resolved = resolve_hyperparameters(defaults, overrides, model)
     check_hyperparameters(model, resolved)
+    if resolved.get("loss") == "gamma" and settings.split_options(split)["target"] != "count":
+        raise PipelineError(
+            f"hyperparameter loss='gamma' needs counts above zero, but split={split} fits casual and "
+            "registered riders apart, and each is zero in many hours; choose another loss"
+        )
     return resolved
 
 
-def read_hyperparameters_file(location: str, model: str) -> dict[str, Any]:
+def read_hyperparameters_file(location: str, model: str, split: str) -> dict[str, Any]:
     """The `hyperparameters` of a best_params.yaml that tune logged (or any YAML file in its shape), for
-    `model`; one line if it cannot be read, is not that shape, or holds another model's values."""
+    `model` under `split`, typed like config.yaml's; one line if it cannot be read, is not that shape, or
+    holds another model's or another split's values."""
     import mlflow.artifacts  # noqa: PLC0415 - only when a file is named: params stays light
 
     try:
@@ -126,14 +132,21 @@ def read_hyperparameters_file(location: str, model: str) -> dict[str, Any]:
             f"parameter hyperparameters={quoted(location)} holds {shown(content['model'])} hyperparameters; "
             f"pass -P model={shown(content['model'])}"
         )
-    unknown = sorted(set(values) - set(settings.config()["models"][model]))
+    if content.get("split", split) != split:
+        raise PipelineError(
+            f"parameter hyperparameters={quoted(location)} was tuned under split={shown(content['split'])}, "
+            f"where the model fits another target; pass -P split={shown(content['split'])}"
+        )
+    defaults = settings.model_defaults(model, split)
+    unknown = sorted(set(values) - set(defaults))
     if unknown:
         raise PipelineError(
             f"parameter hyperparameters={quoted(location)} names unknown hyperparameter(s) "
             f"{', '.join(shown(name) for name in unknown)} for model {model}"
         )
-    check_hyperparameters(model, values)
-    return values
+    typed = {name: _coerce(name, str(value), defaults[name]) for name, value in values.items()}
+    check_hyperparameters(model, typed)
+    return typed
 
 
 def parse_overrides(arguments: list[str]) -> dict[str, str]:

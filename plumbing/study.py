@@ -1,43 +1,30 @@
-"""Optuna studies for `tune`: one study in a relational database (SQLite locally, PostgreSQL shared), any
-number of worker processes on any number of machines, each trial a nested MLflow run.
+"""Optuna studies for `tune`: one study in a relational database (SQLite locally, PostgreSQL shared) that
+any number of worker processes on any number of machines join (plumbing/trials.py runs the trials).
 
-A worker runs trials until the study holds `budget` finished (complete or pruned) trials, counting the
-ones still running so that workers do not overshoot. Optuna's heartbeat marks a trial FAILED once its
-worker has been silent for `stale_after_seconds` (killed, or its machine lost), and the workers left run
-trials in its place; the `tune` process that started a worker fails that worker's trial at once.
+A study records what its trials were made with (its facts: model, split, score, target, training data,
+search space and fixed values); a worker that would search something else is refused.
 """
 
 from __future__ import annotations
 
-import logging
-import os
+import hashlib
 import re
-import socket
-import time
 import warnings
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
-import mlflow
 import optuna
-import pandas as pd
-from mlflow import MlflowClient
-from mlflow.entities import Param
+import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
 from demand.errors import PipelineError, quoted, shown
-from demand.tuning import fold_scores, suggest, time_folds
 from plumbing import settings
-from plumbing.names import PARENT_RUN_TAG
 from plumbing.store import redacted
 
-STUDY_TAG, TRIAL_TAG, TRIAL_STATE_TAG = "tune.study", "tune.trial", "tune.state"
-WORKER_ATTR, RUN_ATTR = "worker", "mlflow_run_id"
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-# What the runs of a study must agree on: a worker joining with other settings is refused.
-STUDY_FACTS = ("model", "split", "score", "target", "train_period")
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
+# Facts a joining worker can match by passing the same -P; the others name data or a search space.
+PARAMETER_FACTS = ("model", "split")
 
 
 @dataclass(frozen=True)
@@ -47,7 +34,7 @@ class Search:
     storage: str
     study: str
     budget: int
-    facts: dict[str, str]  # model, split, score, target, train_period
+    facts: dict[str, str]  # model, split, score, target, features (digest), search (digest)
     base: dict[str, Any]  # the model's hyperparameters under the split; the searched ones replace these
     space: dict[str, dict[str, Any]]
     train_path: str  # the training rows, as Parquet
@@ -56,15 +43,34 @@ class Search:
     tracking_uri: str
 
 
+def search_digest(space: dict[str, Any], base: dict[str, Any]) -> str:
+    """What a trial searches and what it holds fixed, as one short digest (a study fact)."""
+    fixed = {name: value for name, value in base.items() if name not in space}
+    text = yaml.safe_dump({"space": space, "fixed": fixed}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def check_storage(storage: str) -> str:
-    """A database URL Optuna can share between processes, or one line."""
+    """A database URL that Optuna can share between processes, or one line."""
     scheme = storage.split(":", 1)[0].split("+", 1)[0]
+    try:
+        parts, shown_url = urlsplit(storage), redacted(storage)
+        parts.port  # noqa: B018 - parsing the port is the check: 'host:abc' raises here
+    except ValueError:
+        raise PipelineError(
+            "parameter storage is not a valid URL; pass e.g. -P storage=postgresql://user@host:5432/optuna"
+        ) from None
     if "://" not in storage or scheme not in STORAGE_SCHEMES:
         raise PipelineError(
-            f"parameter storage={quoted(redacted(storage))} is not a database URL; pass e.g. "
+            f"parameter storage={quoted(shown_url)} is not a database URL; pass e.g. "
             "-P storage=postgresql://user@host:5432/optuna or sqlite:////absolute/path/optuna.db"
         )
-    if redacted(storage) != storage:
+    if scheme == "sqlite" and parts.path.strip("/") in ("", ":memory:"):
+        raise PipelineError(
+            f"parameter storage={quoted(shown_url)} is a database in memory, which each worker would have "
+            "to itself; pass a file, e.g. sqlite:////absolute/path/optuna.db"
+        )
+    if shown_url != storage or "password=" in parts.query.lower():
         raise PipelineError(
             "parameter storage holds a password, and mlflow run logs parameters as they are; put it in "
             "PGPASSWORD or ~/.pgpass instead and pass the URL without it"
@@ -97,122 +103,42 @@ def open_study(search: Search, seed: int) -> optuna.Study:
                 n_startup_trials=options["prune_after_trials"], n_warmup_steps=options["prune_from_fold"] - 1
             ),
         )
-    except (ImportError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
+    except (ImportError, ValueError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
         reason = shown(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
         raise PipelineError(
             f"cannot open the study storage {redacted(search.storage)}: {reason}; check the URL, that the "
             "database exists and that this machine may reach it"
         ) from None
-    for name, value in search.facts.items():
-        held = study.user_attrs.get(name)
-        if held is None:
-            study.set_user_attr(name, value)
-        elif held != value:
-            raise PipelineError(
-                f"study {quoted(search.study)} was made with {name}={quoted(held)}, not {quoted(value)}; "
-                f"pass -P {name}={held} to join it, or name another study"
-            )
+    _agree_on_facts(study, search)
     if not study.trials:  # the first trial is config.yaml's values: the search starts from them
         study.enqueue_trial({name: search.base[name] for name in search.space}, skip_if_exists=True)
     return study
 
 
-def counts(study: optuna.Study) -> tuple[int, int]:
-    """Finished (complete or pruned) and running trials."""
-    trials = study.get_trials(deepcopy=False)
-    finished = sum(trial.state in FINISHED for trial in trials)
-    return finished, sum(trial.state == optuna.trial.TrialState.RUNNING for trial in trials)
-
-
-def work(search: Search, seed: int) -> None:
-    """A worker: run trials until the study holds `budget` finished ones, or the process that started this
-    one is gone."""
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(search.tracking_uri)
-    client, parent_pid = MlflowClient(), os.getppid()
-    train = pd.read_parquet(search.train_path)
-    options = settings.config()["tune"]
-    folds = time_folds(train, options["folds"], options["fold_days"])
-    study = open_study(search, seed)
-    while os.getppid() == parent_pid:
-        optuna.storages.fail_stale_trials(study)
-        finished, running = counts(study)
-        if finished >= search.budget:
-            return
-        if finished + running >= search.budget:  # the last trials are running elsewhere: they may fail
-            time.sleep(options["heartbeat_seconds"])
+def _agree_on_facts(study: optuna.Study, search: Search) -> None:
+    """Record the facts on a new study, or check them on one being joined. They are read back after
+    writing, so of two workers creating one study at the same moment with different facts, one is refused."""
+    if not study.user_attrs and study.trials:
+        raise PipelineError(
+            f"study {quoted(search.study)} holds trials but no record of what they searched (not made by "
+            "this project's tune?); name another study"
+        )
+    for name, value in search.facts.items():
+        if name not in study.user_attrs:
+            study.set_user_attr(name, value)
+    held = study.user_attrs  # read back
+    for name, value in search.facts.items():
+        if held.get(name) == value:
             continue
-        objective = partial(_trial, search=search, train=train, folds=folds, client=client, seed=seed)
-        study.optimize(objective, n_trials=1)
-
-
-def _trial(
-    trial: optuna.Trial, search: Search, train: pd.DataFrame, *, folds: Any, client: MlflowClient, seed: int
-) -> float:
-    """One trial as a nested run: its hyperparameters as params, `cv_<score>` as its metric."""
-    score = search.facts["score"]
-    hyperparameters = search.base | suggest(trial, search.space)
-    run = client.create_run(
-        search.experiment_id,
-        run_name=f"trial-{trial.number}",
-        # No liveness tags: a trial run is judged by its tune run, which beats (plumbing/liveness.py).
-        tags={PARENT_RUN_TAG: search.parent_run_id, STUDY_TAG: search.study, TRIAL_TAG: str(trial.number)},
-    )
-    run_id = run.info.run_id
-    trial.set_user_attr(RUN_ATTR, run_id)
-    trial.set_user_attr(WORKER_ATTR, worker_name(os.getpid()))
-    client.log_batch(run_id, params=[Param(name, str(value)) for name, value in hyperparameters.items()])
-    state, status = "FAIL", "FAILED"
-    try:
-        model, target = search.facts["model"], search.facts["target"]
-        running = float("nan")
-        for fold, running in enumerate(
-            fold_scores(
-                train,
-                folds,
-                model=model,
-                hyperparameters=hyperparameters,
-                seed=seed,
-                target=target,
-                score=score,
-            )
-        ):
-            client.log_metric(run_id, f"cv_{score}_running", running, step=fold)
-            trial.report(running, fold)
-            if trial.should_prune():
-                state, status = "PRUNED", "FINISHED"
-                raise optuna.TrialPruned()
-        client.log_metric(run_id, f"cv_{score}", running)
-        state, status = "COMPLETE", "FINISHED"
-        return running
-    finally:
-        client.set_tag(run_id, TRIAL_STATE_TAG, state)
-        client.set_terminated(run_id, status)
-
-
-def worker_name(pid: int) -> str:
-    return f"{socket.gethostname()}:{pid}"
-
-
-def fail_trials_of(study: optuna.Study, pid: int, client: MlflowClient) -> list[int]:
-    """Mark FAILED, in the study and in MLflow, the running trials of a worker known to be dead."""
-    failed = []
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if trial.user_attrs.get(WORKER_ATTR) != worker_name(pid):
-            continue
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
-        failed.append(trial.number)
-    fail_finished_trial_runs(study, client)
-    return failed
-
-
-def fail_finished_trial_runs(study: optuna.Study, client: MlflowClient) -> None:
-    """An MLflow run left RUNNING by a trial that Optuna has failed (its worker died) is FAILED too."""
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
-        run_id = trial.user_attrs.get(RUN_ATTR)
-        if run_id and client.get_run(run_id).info.status == "RUNNING":
-            client.set_tag(run_id, TRIAL_STATE_TAG, "FAIL")
-            client.set_terminated(run_id, "FAILED")
+        if name in PARAMETER_FACTS:
+            how = f"pass -P {name}={held.get(name)} to join it"
+        else:
+            what = "training data" if name == "features" else f"{name} (search space or fixed values)"
+            how = f"its trials used other {what}; run with the same data, config.yaml and -P values"
+        raise PipelineError(
+            f"study {quoted(search.study)} was made with {name}={quoted(held.get(name))}, not "
+            f"{quoted(value)}: {how}, or name another study"
+        )
 
 
 def check_study_name(name: str) -> str:

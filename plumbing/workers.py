@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import optuna
@@ -22,7 +23,8 @@ from mlflow import MlflowClient
 from tqdm import tqdm
 
 from demand.errors import PipelineError
-from plumbing.study import Search, fail_finished_trial_runs, fail_trials_of, open_study, work
+from plumbing.study import Search, open_study
+from plumbing.trials import FINISHED, fail_finished_trial_runs, fail_trials_of, work
 
 POLL_SECONDS = 1.0
 
@@ -80,10 +82,11 @@ def run_workers(search: Search, workers: int, seed: int) -> WorkerReport:
             if all(process.exitcode is not None for process in processes):
                 break
             time.sleep(POLL_SECONDS)
-    finally:
+    finally:  # every worker is stopped before any is waited for: a second signal cannot strand one
         for process in processes:
             if process.is_alive():
                 process.terminate()
+        for process in processes:
             process.join()
             if process.pid not in settled:
                 _settle(process, study, client, report)
@@ -160,22 +163,25 @@ class Found:
         ]
 
 
-def study_summary(study: optuna.Study, seconds: float, notes: list[str]) -> Found:
-    """The best complete trial and the counts, or one line when no trial completed."""
+def study_summary(study: optuna.Study, search: Search, started: datetime, notes: list[str]) -> Found:
+    """The best complete trial and the study's counts; one line when the workers stopped short of the
+    budget. The rate counts the trials finished since `started`, by any worker of the study."""
     trials = study.get_trials(deepcopy=False)
     count = {state: sum(t.state == state for t in trials) for state in optuna.trial.TrialState}
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
-        raise PipelineError(
-            f"study {study.study_name} holds no complete trial ({len(trials)} in all); see the trial runs"
-            " and the workers' messages above"
-        )
     finished = count[optuna.trial.TrialState.COMPLETE] + count[optuna.trial.TrialState.PRUNED]
+    if finished < search.budget or not count[optuna.trial.TrialState.COMPLETE]:
+        raise PipelineError(
+            f"study {study.study_name} holds {finished} finished trials of {search.budget} and "
+            f"{count[optuna.trial.TrialState.COMPLETE]} complete: its workers stopped (see above); "
+            "nothing was trained"
+        )
+    recent = [t for t in trials if t.state in FINISHED and t.datetime_complete >= started]
+    seconds = (datetime.now() - started).total_seconds()  # Optuna's times are local, naive ones
     metrics = {
         f"best_cv_{study.user_attrs['score']}": study.best_value,
         "trials_complete": count[optuna.trial.TrialState.COMPLETE],
         "trials_pruned": count[optuna.trial.TrialState.PRUNED],
         "trials_failed": count[optuna.trial.TrialState.FAIL],
-        "trials_per_minute": finished / max(seconds, 1e-9) * 60,
+        "trials_per_minute": len(recent) / max(seconds, 1e-9) * 60,
     }
     return Found(study.best_trial, metrics, notes)

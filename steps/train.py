@@ -92,7 +92,9 @@ def main() -> None:
 
     def work() -> None:
         overrides, split = parse_overrides(rest), read_split(args.features)["split"]
-        chosen = read_hyperparameters_file(args.hyperparameters, args.model) if args.hyperparameters else {}
+        chosen = (
+            read_hyperparameters_file(args.hyperparameters, args.model, split) if args.hyperparameters else {}
+        )
         hyperparameters = validate_training(args.model, overrides, split, chosen)
         with step_run("train"):
             train(args.features, args.model, hyperparameters, split)

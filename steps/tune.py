@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
-import time
+from datetime import datetime
 from pathlib import Path
 
 import mlflow
@@ -28,7 +28,7 @@ from plumbing.names import BEST_PARAMS_ARTIFACT, TRAIN_FILE
 from plumbing.params import Plan, make_plan, parse_overrides, parse_positive_int
 from plumbing.runner import PipelineResult, beating, locked_runner, summary
 from plumbing.store import redacted
-from plumbing.study import Search, check_storage, check_study_name, open_study
+from plumbing.study import Search, check_storage, check_study_name, open_study, search_digest
 from plumbing.tracking import read_table, step_run
 from plumbing.workers import run_workers, study_summary
 from steps.main import prepare_features, train_to_registry
@@ -50,6 +50,7 @@ def tune(
         train_path = Path(scratch) / TRAIN_FILE
         read_table(f"{featurized.outputs['features']}/{TRAIN_FILE}", "training rows").to_parquet(train_path)
         facts = {"model": plan.model, "split": plan.split, "features": featurized.digest}
+        facts["search"] = search_digest(space, plan.hyperparameters)
         search = Search(
             storage=storage or f"sqlite:///{Path(scratch) / 'optuna.db'}",
             study=study or f"tune-{run_id}",
@@ -65,10 +66,12 @@ def tune(
         mlflow.log_params(
             search.facts | {"study_name": search.study, "study_storage": redacted(search.storage)}
         )
-        mlflow.log_params({"trials": trials, "workers": workers, "search_space": yaml.safe_dump(space)})
-        started = time.perf_counter()
+        # Under their own names: mlflow run has logged -P trials and workers as typed (e.g. "040").
+        mlflow.log_params({"trials_budget": trials, "worker_processes": workers})
+        mlflow.log_params({"search_space": yaml.safe_dump(space)})
+        started = datetime.now()
         report = run_workers(search, workers, seed)
-        found = study_summary(open_study(search, seed), time.perf_counter() - started, report.notes)
+        found = study_summary(open_study(search, seed), search, started, report.notes)
         mlflow.log_metrics(found.metrics)
         mlflow.log_text(yaml.safe_dump(found.best_params_file(search), sort_keys=False), BEST_PARAMS_ARTIFACT)
         best = dataclasses.replace(plan, hyperparameters=plan.hyperparameters | found.best.params)

@@ -24,7 +24,7 @@ from plumbing.names import (
     PARENT_RUN_TAG,
     REUSED_FROM_TAG,
 )
-from plumbing.study import RUN_ATTR, STUDY_TAG, TRIAL_STATE_TAG, TRIAL_TAG, WORKER_ATTR
+from plumbing.trials import RUN_ATTR, STUDY_TAG, TRIAL_STATE_TAG, TRIAL_TAG, WORKER_ATTR
 from tests.e2e.stack import POSTGRES
 from tests.helpers import (
     CLI_TIMEOUT_SECONDS,

@@ -46,18 +46,20 @@ def test_the_kaggle_split_fits_its_own_objective() -> None:
         ({"hyperparameters": {"depth": 6}}, r"names unknown hyperparameter\(s\) depth for model xgb"),
         ({"hyperparameters": {"max_depth": 0}}, r"hyperparameter max_depth='0' must be >= 1"),
         ({"hyperparameters": {"bagged_seeds": 2.5}}, r"bagged_seeds='2.5' must be a whole number"),
+        ({"hyperparameters": {"max_depth": 4.5}}, r"max_depth='4.5' must be a whole number"),
+        ({"split": "kaggle", "hyperparameters": {}}, r"was tuned under split=kaggle.*pass -P split=kaggle"),
     ],
 )
 def test_a_bad_best_params_file_is_one_line(tmp_path: Path, content: object, message: str) -> None:
     with pytest.raises(PipelineError, match=message):
-        read_hyperparameters_file(write(tmp_path, content), "xgb")
+        read_hyperparameters_file(write(tmp_path, content), "xgb", "time")
 
 
 def test_a_missing_best_params_file_says_what_to_pass(tmp_path: Path) -> None:
     with pytest.raises(
         PipelineError, match=r"pass a YAML file or a URI such as runs:/<tune run id>/best_params"
     ):
-        read_hyperparameters_file(str(tmp_path / "nope.yaml"), "xgb")
+        read_hyperparameters_file(str(tmp_path / "nope.yaml"), "xgb", "time")
 
 
 @pytest.mark.parametrize(
@@ -66,6 +68,11 @@ def test_a_missing_best_params_file_says_what_to_pass(tmp_path: Path) -> None:
         ("optuna.db", r"is not a database URL; pass e.g. -P storage=postgresql://"),
         ("redis://localhost:6379", r"is not a database URL"),
         ("postgresql://optuna:s3cret@db:5432/optuna", r"holds a password, and mlflow run logs parameters"),
+        ("postgresql://optuna@db/optuna?password=s3cret", r"holds a password"),
+        ("postgresql://optuna@db:abc/optuna", r"is not a valid URL"),
+        ("postgresql://[::1", r"is not a valid URL"),
+        ("sqlite://", r"is a database in memory, which each worker would have to itself"),
+        ("sqlite:///:memory:", r"is a database in memory"),
     ],
 )
 def test_a_bad_storage_is_one_line_that_never_repeats_a_password(storage: str, message: str) -> None:
@@ -88,3 +95,15 @@ def test_good_storages_and_study_names_pass() -> None:
 def test_a_bad_study_name_is_one_line(name: str) -> None:
     with pytest.raises(PipelineError, match=r"parameter study=.* is not a usable study name"):
         check_study_name(name)
+
+
+def test_file_values_are_typed_like_config(tmp_path: Path) -> None:
+    values = {"max_depth": 6, "learning_rate": 1, "objective": "reg:squarederror"}
+    read = read_hyperparameters_file(write(tmp_path, {"hyperparameters": values}), "xgb", "time")
+    assert read == {"max_depth": 6, "learning_rate": 1.0, "objective": "reg:squarederror"}
+    assert isinstance(read["max_depth"], int) and isinstance(read["learning_rate"], float)
+
+
+def test_a_gamma_loss_is_refused_where_riders_can_be_zero() -> None:
+    with pytest.raises(PipelineError, match=r"loss='gamma' needs counts above zero, but split=time"):
+        validate_training("hgb", {"loss": "gamma"}, "time")
