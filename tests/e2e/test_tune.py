@@ -199,7 +199,8 @@ def test_a_killed_worker_fails_its_trial_and_the_study_goes_on(
             continue
         workers = {f"{os.uname().nodename}:{pid}": pid for pid in worker_pids(process.pid)}
         for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
-            if trial.number >= 1 and trial.user_attrs.get(WORKER_ATTR) in workers:
+            midway = trial.number >= 1 and RUN_ATTR in trial.user_attrs  # its run exists: it is fitting
+            if midway and trial.user_attrs.get(WORKER_ATTR) in workers:
                 victim, trial_number = workers[trial.user_attrs[WORKER_ATTR]], trial.number
                 os.kill(victim, signal.SIGKILL)
                 break
