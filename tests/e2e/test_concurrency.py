@@ -65,7 +65,7 @@ def test_two_registrations_at_once_leave_the_better_model_champion(server_uri: s
     models = {}
     for model in ("hgb", "xgb"):
         with mlflow.start_run():
-            models[model] = train(features, model, validate_training(model, {})).outputs["model"]
+            models[model] = train(features, model, validate_training(model, {}), "time").outputs["model"]
     command = [sys.executable, "-m", "steps.register", "--features", features, "--model_uri"]
     racers = [
         subprocess.Popen(
