@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 
 from bench.pipeline import BIN, hour_csv_from_environment
-from demand.schema import model_inputs, parse_hourly, read_csv_text
+from demand.csv_text import read_csv_text
+from demand.schema import model_inputs, parse_hourly
 from plumbing import settings
 from plumbing.params import make_plan
 from plumbing.settings import PROJECT_DIR

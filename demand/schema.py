@@ -7,7 +7,6 @@ naming the file, the column and the first offending lines. `parse_records` check
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import pandas as pd
@@ -75,17 +74,6 @@ def model_inputs(table: pd.DataFrame) -> pd.DataFrame:
     records = table.loc[:, list(MODEL_INPUT_COLUMNS)].copy()
     records["dteday"] = pd.to_datetime(records["dteday"]).dt.strftime(DATE_FORMAT)
     return records
-
-
-def read_csv_text(data: bytes, label: str) -> pd.DataFrame:
-    """Every cell as a string, whatever the line endings; the index is the 0-based data row."""
-    try:
-        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, na_filter=False)
-    except pd.errors.EmptyDataError:
-        raise PipelineError(f"{label} is empty; expected the UCI hour.csv with a header row") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        reason = str(error).strip().splitlines()[-1]
-        raise PipelineError(f"{label} is not a readable CSV ({reason}); expected the UCI hour.csv") from None
 
 
 def parse_hourly(raw: pd.DataFrame, label: str) -> pd.DataFrame:

@@ -22,8 +22,9 @@ from urllib.request import url2pathname
 
 import pandas as pd
 
+from demand.csv_text import read_csv_text
 from demand.errors import PipelineError, quoted, shown, shown_path
-from demand.schema import TARGET, parse_hourly, read_csv_text
+from demand.schema import TARGET, parse_hourly
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,10 @@ full disk said in one line."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -12,11 +15,12 @@ import pandas as pd
 from demand.errors import PipelineError, shown_path
 
 
-def input_file(text: str, what: str) -> tuple[bytes, str]:
-    """The bytes of a file the user named, and its name as messages show it; a one-line error otherwise."""
+def readable_file(text: str, what: str) -> Path:
+    """A file the user named, checked readable (not read); a one-line error otherwise."""
     path = Path(text).expanduser()
     try:
-        return path.read_bytes(), shown_path(path)
+        with path.open("rb"):
+            return path
     except IsADirectoryError:
         raise PipelineError(f"{what} {shown_path(text)} is a folder; pass -P {what}=<a CSV file>") from None
     except FileNotFoundError:
@@ -44,15 +48,38 @@ def output_file(text: str) -> Path:
     return path
 
 
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, read in blocks: memory stays flat whatever its size."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
-    """Readers of `path` see the old file or the whole new one, never half of it. A failed or interrupted
-    write leaves no partial file behind. The file gets the usual permissions (the umask's), and a link at
-    `path` is written through to its target."""
+    """The table as a CSV at `path`, written as `csv_written_atomically` writes."""
+    with csv_written_atomically(path) as write:
+        write(table)
+
+
+@contextmanager
+def csv_written_atomically(path: Path) -> Iterator[Callable[[pd.DataFrame], None]]:
+    """A writer of CSV chunks (the header once) into a file that appears at `path` only when the block
+    ends without an error. Readers of `path` see the old file or the whole new one, never half of it; a
+    failed or interrupted write leaves no partial file behind. The file gets the usual permissions (the
+    umask's), and a link at `path` is written through to its target."""
     target = path.resolve()
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         with partial.open("w") as handle:
-            table.to_csv(handle, index=False)
+            written = []
+
+            def write(chunk: pd.DataFrame) -> None:
+                chunk.to_csv(handle, index=False, header=not written)
+                written.append(len(chunk))
+
+            yield write
         os.replace(partial, target)
     except OSError as error:
         raise PipelineError(f"cannot write {shown_path(path)}: {why(error)}") from None

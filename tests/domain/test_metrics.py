@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from demand import metrics
-from demand.schema import parse_hourly, read_csv_text
+from demand.csv_text import read_csv_text
+from demand.schema import parse_hourly
 from demand.split import split_table
 
 

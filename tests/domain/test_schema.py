@@ -5,15 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from demand.csv_text import read_csv_text
 from demand.errors import PipelineError, quoted, shown
-from demand.schema import (
-    HOURLY_COLUMNS,
-    MODEL_INPUT_COLUMNS,
-    REQUEST_RECORDS,
-    parse_hourly,
-    parse_records,
-    read_csv_text,
-)
+from demand.schema import HOURLY_COLUMNS, MODEL_INPUT_COLUMNS, REQUEST_RECORDS, parse_hourly, parse_records
 from tests.synthetic import hourly_table
 
 

@@ -7,8 +7,9 @@ import optuna
 import pandas as pd
 import pytest
 
+from demand.csv_text import read_csv_text
 from demand.errors import PipelineError
-from demand.schema import parse_hourly, read_csv_text
+from demand.schema import parse_hourly
 from demand.split import SPLITS, split_table
 from demand.tuning import check_search_space, fold_scores, suggest, time_folds
 from plumbing import settings

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demand.schema import model_inputs, parse_hourly, read_csv_text
+from demand.csv_text import read_csv_text
+from demand.schema import model_inputs, parse_hourly
 from plumbing import settings
 from plumbing.names import EXPERIMENT_NAME
 from plumbing.params import make_plan

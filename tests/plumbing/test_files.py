@@ -10,7 +10,7 @@ import pytest
 
 from demand.errors import PipelineError
 from plumbing.cli import full_disk
-from plumbing.files import input_file, output_file, write_csv_atomically
+from plumbing.files import output_file, readable_file, write_csv_atomically
 
 
 def test_a_folder_is_not_an_output_file(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_an_input_that_is_no_readable_file_is_one_line(tmp_path: Path) -> None:
         (too_long, r"cannot read input .*: file name too long"),
     ]:
         with pytest.raises(PipelineError, match=message) as raised:
-            input_file(text, "input")
+            readable_file(text, "input")
         assert len(str(raised.value)) < 400
     with pytest.raises(PipelineError, match=r"cannot write output .*: file name too long"):
         output_file(too_long + "/p.csv")
@@ -70,7 +70,7 @@ def test_a_written_file_gets_the_usual_permissions_and_a_link_is_written_through
 
 
 class InterruptedTable:
-    def to_csv(self, handle: object, index: bool) -> None:
+    def to_csv(self, handle: object, index: bool, header: bool) -> None:
         handle.write("half of it")
         raise KeyboardInterrupt
 

@@ -9,8 +9,9 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
+from demand.csv_text import read_csv_text
 from demand.errors import PipelineError
-from demand.schema import parse_hourly, read_csv_text
+from demand.schema import parse_hourly
 from demand.split import split_table
 from plumbing.study import Search, open_study, search_digest
 from plumbing.trials import RUN_ATTR, STUDY_TAG, TRIAL_STATE_TAG, work

@@ -1,0 +1,47 @@
+"""Reading CSV files as text cells: whole, or in chunks of rows so that memory stays flat. The checks of
+the hour.csv contract (demand/schema.py) then run on the cells."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from demand.errors import PipelineError
+
+# Every cell as text, nothing turned into NaN: the contract checks decide what a cell means.
+TEXT_CELLS = {"dtype": str, "keep_default_na": False, "na_filter": False}
+
+
+def read_csv_text(data: bytes, label: str) -> pd.DataFrame:
+    """Every cell as a string, whatever the line endings; the index is the 0-based data row."""
+    with _readable(label):
+        return pd.read_csv(io.BytesIO(data), **TEXT_CELLS)
+
+
+def read_csv_chunks(path: str | Path, label: str, rows: int) -> Iterator[pd.DataFrame]:
+    """The CSV at `path` as read_csv_text reads it, `rows` data rows at a time: memory stays flat however
+    long the file. The index keeps counting across chunks, so messages name the file's own lines. A file
+    with a header and no rows gives one empty chunk."""
+    with _readable(label):
+        chunks = pd.read_csv(path, chunksize=rows, **TEXT_CELLS)
+        empty = True
+        for chunk in chunks:
+            empty = False
+            yield chunk
+        if empty:
+            yield pd.read_csv(path, nrows=0, **TEXT_CELLS)
+
+
+@contextmanager
+def _readable(label: str) -> Iterator[None]:
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise PipelineError(f"{label} is empty; expected the UCI hour.csv with a header row") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        reason = str(error).strip().splitlines()[-1]
+        raise PipelineError(f"{label} is not a readable CSV ({reason}); expected the UCI hour.csv") from None
