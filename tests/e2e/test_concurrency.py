@@ -25,10 +25,10 @@ def test_two_reruns_at_once_against_a_tracking_server(tracking_server: str, smal
     """After a first run, two reruns with a new hyperparameter start together: one retrains, the other
     waits for it and then reuses every step."""
     common = ["--env-manager", "local", "-P", f"data={small_csv}", "-P", "test_days=7"]
-    first_run = mlflow_run(tracking_server, *common, "-P", "n_estimators=30")
+    first_run = mlflow_run(tracking_server, *common, "-P", "n_estimators=30", "-P", "bagged_seeds=1")
     assert first_run.returncode == 0, first_run.stderr[-3000:]
 
-    command = mlflow_command(*common, "-P", "n_estimators=40")
+    command = mlflow_command(*common, "-P", "n_estimators=40", "-P", "bagged_seeds=1")
     environment = cli_environment(tracking_server)
     reruns = [
         subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

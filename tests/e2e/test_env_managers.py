@@ -17,7 +17,7 @@ from tests.helpers import mlflow_run, runs_by_entry_point
 @pytest.mark.envs
 @pytest.mark.parametrize("manager", ["virtualenv", "uv"])
 def test_whole_pipeline_in_a_built_environment(tracking_uri, client, small_csv: Path, manager: str) -> None:
-    parameters = [f"data={small_csv}", "test_days=7", "n_estimators=30"]
+    parameters = [f"data={small_csv}", "test_days=7", "n_estimators=30", "bagged_seeds=1"]
     arguments = [item for parameter in parameters for item in ("-P", parameter)]
     result = mlflow_run(tracking_uri, "--env-manager", manager, *arguments)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -29,7 +29,7 @@ from tests.plumbing.test_registry import NAME, champion
 # Liveness in seconds instead of minutes, so that a pause outlives the heartbeat within a test.
 QUICK_LIVENESS = {"heartbeat_seconds": 1, "stale_after_seconds": 2, "lock_wait_seconds": 8}
 PAUSE_SECONDS = 4  # twice stale_after_seconds
-SLOW_TRAIN = ("--n_estimators", "3000")
+SLOW_TRAIN = ("--n_estimators", "3000", "--bagged_seeds", "1")
 
 # `python -m steps.main`, except that the process is SIGKILLed at the moment it would set an alias: the
 # version exists, its alias and decision do not.
@@ -47,7 +47,7 @@ def test_a_registration_killed_before_its_alias_is_finished_by_the_next_run(
     client: MlflowClient, tracking_uri: str, experiment_id: str, small_csv: Path
 ) -> None:
     pipeline(str(small_csv), "time", "7", "ridge", {})
-    arguments = ["--data", str(small_csv), "--test_days", "7", "--n_estimators", "200"]
+    arguments = ["--data", str(small_csv), "--test_days", "7", "--n_estimators", "200", "--bagged_seeds", "1"]
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_BEFORE_THE_ALIAS, *arguments],
         cwd=PROJECT_DIR,
@@ -60,7 +60,7 @@ def test_a_registration_killed_before_its_alias_is_finished_by_the_next_run(
     assert DECISION_TAG not in client.get_model_version(NAME, "2").tags
     assert champion(client) == "1"
 
-    resumed = pipeline(str(small_csv), "time", "7", "xgb", {"n_estimators": "200"})
+    resumed = pipeline(str(small_csv), "time", "7", "xgb", {"n_estimators": "200", "bagged_seeds": "1"})
     assert resumed.registry.startswith(
         f"finished the interrupted registration of {NAME} version 2 as @champion"
     )
@@ -96,7 +96,7 @@ def start_paused_pipeline(
 
 def run_second(project: Path, tracking_uri: str, data: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        module_command(data, "--n_estimators", "50"),
+        module_command(data, "--n_estimators", "50", "--bagged_seeds", "1"),
         cwd=project,
         env=cli_environment(tracking_uri),
         capture_output=True,
@@ -170,7 +170,7 @@ def test_a_run_mlflow_run_leaves_before_the_project_starts_is_cleaned_up_by_a_la
     (orphan,) = client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
     time.sleep(1.5)
     later = subprocess.run(
-        module_command(small_csv, "--n_estimators", "30"),
+        module_command(small_csv, "--n_estimators", "30", "--bagged_seeds", "1"),
         cwd=project, env=cli_environment(tracking_uri), capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert later.returncode == 0, later.stderr[-3000:]

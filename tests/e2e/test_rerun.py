@@ -47,7 +47,7 @@ def copy_project(target: Path) -> Path:
 
 def run_module(project: Path, tracking_uri: str, data: Path, *extra: str) -> subprocess.CompletedProcess:
     """`python -m steps.main` in a copy of the project (as `mlflow run --env-manager local` would run it)."""
-    command = module_command(data, "--n_estimators", "30", *extra)
+    command = module_command(data, "--n_estimators", "30", "--bagged_seeds", "1", *extra)
     environment = os.environ | {"MLFLOW_TRACKING_URI": tracking_uri}
     result = subprocess.run(
         command, cwd=project, env=environment, capture_output=True, text=True, check=False
@@ -95,7 +95,7 @@ def test_a_change_to_the_code_a_model_carries_registers_a_new_version(
     """serving/model.py ships inside the model: changing it changes the model, so evaluate and register
     run again and the registry gets a version carrying the new code."""
     project = copy_project(tmp_path / "project")
-    passes_the_gate = ("--n_estimators", "200")
+    passes_the_gate = ("--n_estimators", "200", "--bagged_seeds", "1")
     run_module(project, tracking_uri, small_csv, *passes_the_gate)
     name = settings.parameter_defaults("main")["model_name"]
     assert len(client.search_model_versions(f"name = '{name}'")) == 1

@@ -71,7 +71,11 @@ def test_the_pipeline_runs_on_the_stack_its_artifacts_land_in_the_bucket_and_a_r
 def test_registry_predict_and_serving_on_the_stack(stack: Stack, small_csv: Path, tmp_path: Path) -> None:
     name = "stack-served"
     summaries = []
-    for model in (["model=ridge"], ["model=xgb", "n_estimators=200"], ["model=ridge", "alpha=1000000"]):
+    for model in (
+        ["model=ridge"],
+        ["model=xgb", "n_estimators=200", "bagged_seeds=1"],
+        ["model=ridge", "alpha=1000000"],
+    ):
         finished = stack.run(*pipeline_arguments(small_csv, "stack-registry", name, *dash_p(*model)))
         assert finished.returncode == 0, finished.stderr[-3000:]
         summaries.append(next(line for line in finished.stdout.splitlines() if line.startswith("Registry:")))

@@ -19,7 +19,10 @@ def test_eight_pipelines_at_once_leave_the_registry_consistent(stack: Stack, sma
     under load, with fast models (the fit is not what is tested)."""
     name = "stack-eight"
     models = [["--model", "ridge", "--alpha", str(alpha)] for alpha in (0.1, 1, 10, 100)]
-    models += [["--model", "xgb", "--n_estimators", str(trees)] for trees in (40, 80, 160, 320)]
+    models += [
+        ["--model", "xgb", "--n_estimators", str(trees), "--bagged_seeds", "1"]
+        for trees in (40, 80, 160, 320)
+    ]
     environment = cli_environment(stack.url) | stack.pipeline
     started = time.monotonic()
     pipelines = [
@@ -63,7 +66,8 @@ def test_eight_pipelines_at_once_leave_the_registry_consistent(stack: Stack, sma
 
 def test_a_restart_of_the_tracking_server_mid_run_is_ridden_out(stack: Stack, small_csv: Path) -> None:
     experiment = "stack-restart"
-    pipeline = start_pipeline(stack, small_csv, "model=xgb", "n_estimators=3000", "model_name=stack-restart",
+    pipeline = start_pipeline(stack, small_csv, "model=xgb", "n_estimators=3000", "bagged_seeds=1",
+                              "model_name=stack-restart",
                               env={"MLFLOW_EXPERIMENT_NAME": experiment})  # fmt: skip
     wait_for_running_train(stack.client(), experiment, pipeline)
     assert stack_parts.stop(stack.folder, "mlflow")
