@@ -29,7 +29,7 @@ from tests.plumbing.test_registry import NAME, champion
 # Liveness in seconds instead of minutes, so that a pause outlives the heartbeat within a test.
 QUICK_LIVENESS = {"heartbeat_seconds": 1, "stale_after_seconds": 2, "lock_wait_seconds": 8}
 PAUSE_SECONDS = 4  # twice stale_after_seconds
-SLOW_TRAIN = ("--n_estimators", "3000", "--bagged_seeds", "1")
+SLOW_TRAIN = ("--n_estimators", "1500", "--bagged_seeds", "1")  # two models: riders
 
 # `python -m steps.main`, except that the process is SIGKILLed at the moment it would set an alias: the
 # version exists, its alias and decision do not.

@@ -188,7 +188,7 @@ def test_a_killed_worker_fails_its_trial_and_the_study_goes_on(
 ) -> None:
     log = tmp_path / "tune.log"
     parameters = (f"storage={optuna_storage}", "study=killed", "trials=6", "workers=2")
-    process = start_tune(tracking_uri, real_data, log, *parameters, "n_estimators=300", "bagged_seeds=1")
+    process = start_tune(tracking_uri, real_data, log, *parameters, "n_estimators=200", "bagged_seeds=1")
     victim, trial_number = None, None
     deadline = time.monotonic() + 300
     while victim is None and time.monotonic() < deadline and process.poll() is None:
