@@ -48,6 +48,7 @@ bench: install ## Benchmarks: pipeline vs a script without MLflow; reused rerun 
 	$(BIN)/python -m bench.rerun
 	$(BIN)/python -m bench.serving
 	$(BIN)/python -m bench.tune
+	$(BIN)/python -m bench.scale
 
 stack: install ## Start the team stack: mlflow server + PostgreSQL + S3 (SeaweedFS), logins (STACK_DIR=.stack)
 	$(BIN)/python -m scripts.stack up
