@@ -25,15 +25,9 @@ def read_csv_text(data: bytes, label: str) -> pd.DataFrame:
 def read_csv_chunks(path: str | Path, label: str, rows: int) -> Iterator[pd.DataFrame]:
     """The CSV at `path` as read_csv_text reads it, `rows` data rows at a time: memory stays flat however
     long the file. The index keeps counting across chunks, so messages name the file's own lines. A file
-    with a header and no rows gives one empty chunk."""
+    with a header and no rows gives one empty chunk (pandas does so), which parse_records refuses."""
     with _readable(label):
-        chunks = pd.read_csv(path, chunksize=rows, **TEXT_CELLS)
-        empty = True
-        for chunk in chunks:
-            empty = False
-            yield chunk
-        if empty:
-            yield pd.read_csv(path, nrows=0, **TEXT_CELLS)
+        yield from pd.read_csv(path, chunksize=rows, **TEXT_CELLS)
 
 
 @contextmanager

@@ -77,8 +77,7 @@ def holiday_distances(dates: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     # Outside the calendar's years the nearest holiday lies on the wrong side: count it as far away.
     to_next = np.where(following >= days, (following - days).astype("int64"), HOLIDAY_HORIZON_DAYS)
     since_last = np.where(preceding <= days, (days - preceding).astype("int64"), HOLIDAY_HORIZON_DAYS)
-    cap = HOLIDAY_HORIZON_DAYS
-    return np.minimum(to_next, cap).astype("float64"), np.minimum(since_last, cap).astype("float64")
+    return tuple(np.minimum(gap, HOLIDAY_HORIZON_DAYS).astype("float64") for gap in (to_next, since_last))
 
 
 def describe_features(train: pd.DataFrame) -> dict[str, dict[str, object]]:

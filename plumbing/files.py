@@ -50,11 +50,8 @@ def output_file(text: str) -> Path:
 
 def file_sha256(path: Path) -> str:
     """sha256 of a file, read in blocks: memory stays flat whatever its size."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
@@ -73,13 +70,7 @@ def csv_written_atomically(path: Path) -> Iterator[Callable[[pd.DataFrame], None
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         with partial.open("w") as handle:
-            written = []
-
-            def write(chunk: pd.DataFrame) -> None:
-                chunk.to_csv(handle, index=False, header=not written)
-                written.append(len(chunk))
-
-            yield write
+            yield lambda chunk: chunk.to_csv(handle, index=False, header=handle.tell() == 0)
         os.replace(partial, target)
     except OSError as error:
         raise PipelineError(f"cannot write {shown_path(path)}: {why(error)}") from None

@@ -233,9 +233,17 @@ def forced_steps(force: str) -> tuple[str, ...]:
 
 def parse_model_name(name: str) -> str:
     """A registered model name that is safe in registry search filters and URIs."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+    return parse_safe_name("model_name", name, "registered model name", ".", "_", "-")
+
+
+def parse_safe_name(parameter: str, value: str, what: str, *punctuation: str) -> str:
+    """Up to 100 letters, digits and `punctuation`, starting with a letter or digit: safe to print, to put
+    in a filter or URI, and to type again on another machine."""
+    allowed = re.escape("".join(punctuation))
+    if not re.fullmatch(rf"[A-Za-z0-9][A-Za-z0-9{allowed}]{{0,99}}", value):
+        marks = [f"'{mark}'" for mark in punctuation]
         raise PipelineError(
-            f"parameter model_name={quoted(name)} is not a usable registered model name; "
-            "use up to 100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            f"parameter {parameter}={quoted(value)} is not a usable {what}; use up to 100 letters, digits, "
+            f"{', '.join(marks[:-1])} or {marks[-1]}, starting with a letter or digit"
         )
-    return name
+    return value

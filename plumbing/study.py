@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from demand.errors import PipelineError, quoted, shown
 from plumbing import settings
+from plumbing.params import parse_safe_name
 from plumbing.store import redacted
 
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
@@ -143,9 +144,4 @@ def _agree_on_facts(study: optuna.Study, search: Search) -> None:
 
 def check_study_name(name: str) -> str:
     """A study name that is safe to print and to type again on another machine."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}", name):
-        raise PipelineError(
-            f"parameter study={quoted(name)} is not a usable study name; use up to 100 letters, digits, "
-            "'.', '_', ':' or '-', starting with a letter or digit"
-        )
-    return name
+    return parse_safe_name("study", name, "study name", ".", "_", ":", "-")

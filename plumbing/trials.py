@@ -56,7 +56,7 @@ def work(search: Search, sampler_seed: int) -> None:
     folds = time_folds(train, options["folds"], options["fold_days"])
     study = open_study(search, sampler_seed)
     objective = partial(_trial, search=search, train=train, folds=folds, client=client)
-    failures = 0
+    failures, ended = 0, []  # the states of this worker's own trials, as Optuna ends them
     while True:
         optuna.storages.fail_stale_trials(study)
         finished, running = counts(study)
@@ -65,9 +65,10 @@ def work(search: Search, sampler_seed: int) -> None:
         if finished + running >= search.budget:  # the last trials are running elsewhere: they may fail
             time.sleep(options["heartbeat_seconds"])
             continue
-        study.optimize(objective, n_trials=1, catch=(Exception,))
-        failed = study.trials[-1].state == optuna.trial.TrialState.FAIL if study.trials else False
-        failures = failures + 1 if failed else 0
+        study.optimize(
+            objective, n_trials=1, catch=(Exception,), callbacks=[lambda _, t: ended.append(t.state)]
+        )
+        failures = failures + 1 if ended[-1] == optuna.trial.TrialState.FAIL else 0
         if failures >= MAX_FAILURES_IN_A_ROW:
             raise PipelineError(
                 f"{failures} trials in a row failed in this worker; the trial runs of study "

@@ -14,7 +14,7 @@ import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,14 +27,6 @@ from plumbing.study import Search, open_study
 from plumbing.trials import FINISHED, fail_finished_trial_runs, fail_trials_of, work
 
 POLL_SECONDS = 1.0
-
-
-@dataclass
-class WorkerReport:
-    """What happened to the workers: notes on the ones that died or failed."""
-
-    notes: list[str] = field(default_factory=list)
-    failed_workers: int = 0
 
 
 def _worker(search: Search, seed: int) -> None:
@@ -60,9 +52,10 @@ def threads_per_worker(workers: int) -> Iterator[None]:
         del os.environ["OMP_NUM_THREADS"]
 
 
-def run_workers(search: Search, workers: int, seed: int) -> WorkerReport:
-    """Start `workers` processes on the study and wait for them, printing each finished trial."""
-    study, client, report = open_study(search, seed), MlflowClient(), WorkerReport()
+def run_workers(search: Search, workers: int, seed: int) -> tuple[optuna.Study, list[str]]:
+    """Start `workers` processes on the study and wait for them, printing each finished trial. Returns
+    the study and a note on each worker that died or failed."""
+    study, client, notes = open_study(search, seed), MlflowClient(), []
     context = multiprocessing.get_context("spawn")
     # Each worker of each tune run samples its own way; the same seeds would propose the same trials.
     first = seed + zlib.crc32(search.parent_run_id.encode())
@@ -77,7 +70,7 @@ def run_workers(search: Search, workers: int, seed: int) -> WorkerReport:
             for process in processes:
                 if process.exitcode is not None and process.pid not in settled:
                     settled.add(process.pid)
-                    _settle(process, study, client, report)
+                    _settle(process, study, client, notes)
             progress.show()
             if all(process.exitcode is not None for process in processes):
                 break
@@ -89,23 +82,22 @@ def run_workers(search: Search, workers: int, seed: int) -> WorkerReport:
         for process in processes:
             process.join()
             if process.pid not in settled:
-                _settle(process, study, client, report)
+                _settle(process, study, client, notes)
         fail_finished_trial_runs(study, client)
         progress.show()
         progress.close()
-    return report
+    return study, notes
 
 
 def _settle(process: multiprocessing.process.BaseProcess, study: optuna.Study, client: MlflowClient,
-            report: WorkerReport) -> None:  # fmt: skip
+            notes: list[str]) -> None:  # fmt: skip
     if process.exitcode == 0:
         return
-    report.failed_workers += 1
     failed = fail_trials_of(study, process.pid, client)
     how = f"was killed by signal {-process.exitcode}" if process.exitcode < 0 else "failed"
     lost = f"; its trial {', '.join(map(str, failed))} ended FAILED" if failed else ""
-    report.notes.append(f"worker pid {process.pid} {how}{lost}")
-    tqdm.write(f"tune: {report.notes[-1]}", file=sys.stderr)
+    notes.append(f"worker pid {process.pid} {how}{lost}")
+    tqdm.write(f"tune: {notes[-1]}", file=sys.stderr)
 
 
 class Progress:
@@ -163,7 +155,7 @@ class Found:
         ]
 
 
-def study_summary(study: optuna.Study, search: Search, started: datetime, notes: list[str]) -> Found:
+def study_summary(study: optuna.Study, notes: list[str], *, search: Search, started: datetime) -> Found:
     """The best complete trial and the study's counts; one line when the workers stopped short of the
     budget. The rate counts the trials finished since `started`, by any worker of the study."""
     trials = study.get_trials(deepcopy=False)

@@ -28,7 +28,7 @@ from plumbing.names import BEST_PARAMS_ARTIFACT, TRAIN_FILE
 from plumbing.params import Plan, make_plan, parse_overrides, parse_positive_int
 from plumbing.runner import PipelineResult, beating, locked_runner, summary
 from plumbing.store import redacted
-from plumbing.study import Search, check_storage, check_study_name, open_study, search_digest
+from plumbing.study import Search, check_storage, check_study_name, search_digest
 from plumbing.tracking import read_table, step_run
 from plumbing.workers import run_workers, study_summary
 from steps.main import prepare_features, train_to_registry
@@ -63,15 +63,12 @@ def tune(
             parent_run_id=run_id,
             tracking_uri=mlflow.get_tracking_uri(),
         )
-        mlflow.log_params(
-            search.facts | {"study_name": search.study, "study_storage": redacted(search.storage)}
-        )
-        # Under their own names: mlflow run has logged -P trials and workers as typed (e.g. "040").
-        mlflow.log_params({"trials_budget": trials, "worker_processes": workers})
-        mlflow.log_params({"search_space": yaml.safe_dump(space)})
+        # trials and workers under their own names: mlflow run has logged -P values as typed (e.g. "040").
+        about = {"study_name": search.study, "study_storage": redacted(search.storage)}
+        about |= {"trials_budget": trials, "worker_processes": workers, "search_space": yaml.safe_dump(space)}
+        mlflow.log_params(search.facts | about)
         started = datetime.now()
-        report = run_workers(search, workers, seed)
-        found = study_summary(open_study(search, seed), search, started, report.notes)
+        found = study_summary(*run_workers(search, workers, seed), search=search, started=started)
         mlflow.log_metrics(found.metrics)
         mlflow.log_text(yaml.safe_dump(found.best_params_file(search), sort_keys=False), BEST_PARAMS_ARTIFACT)
         best = dataclasses.replace(plan, hyperparameters=plan.hyperparameters | found.best.params)
