@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import optuna
 import psycopg2
 import pytest
@@ -134,9 +135,11 @@ def start_tune(
 
 
 def test_two_machines_share_one_study_in_postgresql_without_losing_or_repeating_a_trial(
-    client: MlflowClient, tracking_uri: str, real_data: Path, optuna_storage: str, tmp_path: Path
+    client: MlflowClient, experiment_id: str, real_data: Path, optuna_storage: str, tmp_path: Path
 ) -> None:
-    """Two `mlflow run -e tune` joined to one study, as two machines would: each trial once, in one run."""
+    """Two `mlflow run -e tune` joined to one study, as two machines would: each trial once, in one run.
+    The experiment exists first, as on a team server: two `mlflow run` creating it at once race in MLflow."""
+    tracking_uri = mlflow.get_tracking_uri()
     shared = (f"storage={optuna_storage}", "study=shared", "trials=8", "workers=1", *QUICK)
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
     # One thread each, as on two machines: two OpenMP pools spinning on two cores would crawl.
