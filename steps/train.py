@@ -8,8 +8,8 @@ Parameters:
 The split the features were made with (features/split.json) picks the target (config.yaml `splits`).
 Artifacts:
     model: an MLflow pyfunc model (serving/model.py) around the scikit-learn pipeline saved with skops;
-        it takes raw hourly records, checks them, and predicts counts. It carries an input example, an
-        output signature, and the packages `serving` and `demand` as its code.
+        it takes raw hourly records, checks them, and predicts counts. It carries an input example, a
+        signature (the input columns and the output), and the packages `serving` and `demand` as its code.
 """
 
 from __future__ import annotations
@@ -24,29 +24,33 @@ import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
 from demand.metrics import regression_metrics
 from demand.models import fit, model_digest
-from demand.schema import MODEL_INPUT_COLUMNS, TARGET, model_inputs
+from demand.schema import HOURLY_COLUMNS, TARGET, model_inputs
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
 from plumbing.keys import shipped_model_digest
-from plumbing.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
+from plumbing.names import FEATURES_DIR, MODEL_NAME, PREDICTION_COLUMN, TRAIN_FILE
 from plumbing.params import parse_overrides, read_hyperparameters_file, validate_training
 from plumbing.tracking import StepResult, read_split, read_table, record_outputs, step_run
 from serving.model import CODE_PACKAGES, LOADER_MODULE, SKOPS_FILE, save_pipeline
 
 log = logging.getLogger(__name__)
 INPUT_EXAMPLE_ROWS = 5
+# The signature names the columns of hour.csv, in order, so that the MLflow UI and `mlflow models predict`
+# show what to send (the counts may be sent and are ignored). Their type is `Any` and none is `required`:
+# MLflow enforces a signature before the model runs, and its errors quote the whole request. The model
+# checks the records itself (serving/model.py), naming the column, the rule and the records, never values.
+INPUT_SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec(AnyType(), name, required=False) for name in HOURLY_COLUMNS]),
+    outputs=Schema([ColSpec("double", PREDICTION_COLUMN)]),
+)
 
 
 def log_model(pipeline: Any, example: pd.DataFrame) -> mlflow.models.model.ModelInfo:
-    """Log the pipeline as the pyfunc model of serving/model.py.
-
-    The signature declares only the output: the records are checked by the model itself (see
-    serving/model.py), so that a bad request gets a message naming the column and rule, not MLflow's
-    schema error quoting the request.
-    """
+    """Log the pipeline as the pyfunc model of serving/model.py, with INPUT_SIGNATURE."""
     with tempfile.TemporaryDirectory() as scratch:
         saved = Path(scratch) / SKOPS_FILE
         save_pipeline(pipeline, saved)
@@ -56,9 +60,9 @@ def log_model(pipeline: Any, example: pd.DataFrame) -> mlflow.models.model.Model
             data_path=str(saved),
             code_paths=[str(settings.PROJECT_DIR / package) for package in CODE_PACKAGES],
             pip_requirements=str(settings.REQUIREMENTS_FILE),
-            signature=ModelSignature(outputs=Schema([ColSpec("double", "predicted_cnt")])),
+            signature=INPUT_SIGNATURE,
             input_example=example,
-            metadata={"input_columns": list(MODEL_INPUT_COLUMNS), "contract": "demand/schema.py"},
+            metadata={"contract": "demand/schema.py"},
         )
 
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import zipfile
 from pathlib import Path
 
+import mlflow
 import pytest
+from mlflow.exceptions import MlflowException
 
 from demand.errors import PipelineError
 from demand.metrics import BASELINES, METRICS
+from demand.schema import HOURLY_COLUMNS
 from demand.sources import DATA_ENV_VAR, cache_dir
 from plumbing import settings
-from plumbing.names import DATASET_NAME, STEPS, SUMMARY_TAG
+from plumbing.names import DATASET_NAME, OUTPUTS_TAG, PREDICTION_COLUMN, STEPS, SUMMARY_TAG
 from plumbing.runner import summary
 from tests.helpers import artifact_paths, pipeline, runs_by_entry_point
 from tests.synthetic import hourly_table, write_csv
@@ -53,6 +57,27 @@ def test_pipeline_logs_one_parent_and_a_finished_run_per_step(client, experiment
     assert evaluate.data.metrics["rmse"] < evaluate.data.metrics["baseline_last_week_rmse"]
     assert register.data.tags[SUMMARY_TAG] == result.registry
     assert f"Holdout: RMSE {result.metrics['rmse']:.1f}" in summary(result)
+
+
+def test_the_model_signature_names_the_input_columns_and_the_model_still_checks_them(
+    client, experiment_id, small_csv: Path
+) -> None:
+    pipeline(str(small_csv), "time", "7", "ridge", FAST)
+    (train,) = runs_by_entry_point(client)["train"]
+    model_uri = json.loads(train.data.tags[OUTPUTS_TAG])["model"]
+    signature = mlflow.models.get_model_info(model_uri).signature
+    assert signature.inputs.input_names() == list(HOURLY_COLUMNS)
+    assert signature.outputs.input_names() == [PREDICTION_COLUMN]
+    model = mlflow.pyfunc.load_model(model_uri)
+    records = hourly_table(days=1)  # raw records with their counts, which the model ignores
+    assert len(model.predict(records)) == 24
+    for broken, message in [
+        (records.assign(temp="warm"), "column 'temp' is not a number on records 1, 2"),
+        (records.drop(columns="hr"), r"missing column\(s\) hr"),
+    ]:
+        with pytest.raises(MlflowException, match=message) as raised:
+            model.predict(broken)
+        assert "warm" not in raised.value.message.replace("'temp'", "")  # the values are never quoted
 
 
 def test_bad_data_fails_ingest_and_nothing_downstream_runs(client, experiment_id, tmp_path: Path) -> None:
