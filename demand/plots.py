@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never a window
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure  # not pyplot: figures drawn straight to PNG need no backend or window
 
 from demand import metrics
 from demand.schema import TARGET
@@ -20,7 +15,8 @@ SIZE = (8, 4.5)
 
 
 def predicted_vs_actual(actual: np.ndarray, predicted: np.ndarray) -> Figure:
-    figure, axes = plt.subplots(figsize=(5.5, 5.5))
+    figure = Figure(figsize=(5.5, 5.5))
+    axes = figure.subplots()
     axes.scatter(actual, predicted, s=4, alpha=0.35)
     top = float(max(np.max(actual), np.max(predicted)))
     axes.plot([0, top], [0, top], color="black", linewidth=1, label="perfect")
@@ -36,7 +32,8 @@ def recent_weeks(when: pd.Series, actual: np.ndarray, predicted: np.ndarray, day
     """The last `days` days of the test period as a time series."""
     start = when.max() - pd.Timedelta(days=days)
     shown = (when > start).to_numpy()
-    figure, axes = plt.subplots(figsize=SIZE)
+    figure = Figure(figsize=SIZE)
+    axes = figure.subplots()
     axes.plot(when[shown], actual[shown], label="actual", linewidth=1)
     axes.plot(when[shown], predicted[shown], label="predicted", linewidth=1)
     axes.set(ylabel="rentals per hour", title=f"Last {days} days of the test period")
@@ -47,7 +44,8 @@ def recent_weeks(when: pd.Series, actual: np.ndarray, predicted: np.ndarray, day
 
 
 def error_by_hour(rmse_by_hour: pd.Series) -> Figure:
-    figure, axes = plt.subplots(figsize=SIZE)
+    figure = Figure(figsize=SIZE)
+    axes = figure.subplots()
     axes.bar(rmse_by_hour.index, rmse_by_hour.to_numpy())
     axes.set(xlabel="hour of day", ylabel="RMSE", title="Error by hour of day", xticks=range(0, 24, 2))
     figure.tight_layout()
@@ -55,7 +53,8 @@ def error_by_hour(rmse_by_hour: pd.Series) -> Figure:
 
 
 def feature_importance(importances: pd.Series) -> Figure:
-    figure, axes = plt.subplots(figsize=SIZE)
+    figure = Figure(figsize=SIZE)
+    axes = figure.subplots()
     ordered = importances.sort_values()
     axes.barh(ordered.index, ordered.to_numpy())
     axes.set(xlabel="importance", title="Feature importance")
@@ -79,8 +78,7 @@ def evaluation_figures(
 
 
 def png_bytes(figure: Figure) -> bytes:
-    """The figure as PNG, and closed."""
+    """The figure as PNG."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
     return buffer.getvalue()
