@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,6 +44,10 @@ PROJECT_RUN_TAGS = (
     "mlflow.project.env",
     "mlflow.project.backend",
 )
+# A run's artifact, a logged model (models:/m-...) or a model version (models:/name/3): never rewritten.
+UNCHANGING_URI = re.compile(r"runs:/|models:/[^@]+/\d+$|models:/m-[0-9a-f]+$")
+KEPT_READS = 8
+_KEPT: OrderedDict[tuple[str, str], Any] = OrderedDict()
 BEFORE_IT_STARTED = "before it started (`mlflow run` took over pipeline.orphan_after_seconds to get here)"
 WHILE_IT_LOOKED_DEAD = "while this process looked dead (paused or suspended?)"
 URI_HINT = "pass a URI that the previous step logged (its run's artifacts or models:/<id>)"
@@ -123,15 +129,33 @@ def artifact_uri(run_id: str, path: str) -> str:
 
 
 def read_table(uri: str, what: str) -> pd.DataFrame:
-    """A Parquet table logged as an artifact, read through a temporary copy."""
-    return read_artifact(uri, what, pd.read_parquet)
+    """A Parquet table logged as an artifact, read through a temporary copy (once per process)."""
+    return read_once(uri, lambda: read_artifact(uri, what, pd.read_parquet)).copy()
 
 
 def read_split(features: str) -> dict[str, Any]:
     """The split and test_days that made the features folder at `features`."""
-    return read_artifact(
-        f"{features}/{SPLIT_FILE}", "split file", lambda path: json.loads(Path(path).read_text())
-    )
+    uri = f"{features}/{SPLIT_FILE}"
+    return dict(read_once(uri, lambda: read_artifact(uri, "split file", _json)))
+
+
+def _json(path: str) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def read_once(uri: str, read: Callable[[], Any]) -> Any:
+    """What `read` returns for `uri`, read once per process when the URI names something that cannot
+    change: `main` runs every step in one process, and train, evaluate and register read the same tables
+    and model. Aliases (models:/name@champion) are read every time. The newest KEPT_READS are kept."""
+    if not UNCHANGING_URI.match(uri):
+        return read()
+    key = (mlflow.get_tracking_uri(), uri)
+    if key not in _KEPT:
+        _KEPT[key] = read()
+        while len(_KEPT) > KEPT_READS:
+            _KEPT.popitem(last=False)
+    _KEPT.move_to_end(key)
+    return _KEPT[key]
 
 
 def read_artifact(uri: str, what: str, reader: Callable[[str], Any]) -> Any:
@@ -169,9 +193,9 @@ def _raise_if_the_artifact_store_is_down(uri: str, what: str) -> None:
 
 
 def load_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
-    """The model logged at a model URI, as MLflow serves it (serving/model.py)."""
+    """The model logged at a model URI, as MLflow serves it (serving/model.py); loaded once per process."""
     try:
-        return mlflow.pyfunc.load_model(uri)
+        return read_once(uri, lambda: mlflow.pyfunc.load_model(uri))
     except Exception as error:  # as above
         if server_trouble(error):
             raise
