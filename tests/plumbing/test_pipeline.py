@@ -59,7 +59,7 @@ def test_pipeline_logs_one_parent_and_a_finished_run_per_step(client, experiment
     assert f"Holdout: RMSE {result.metrics['rmse']:.1f}" in summary(result)
 
 
-def test_the_model_signature_names_the_input_columns_and_the_model_still_checks_them(
+def test_the_model_has_an_example_a_signature_of_the_input_columns_and_still_checks_them(
     client, experiment_id, small_csv: Path
 ) -> None:
     pipeline(str(small_csv), "time", "7", "ridge", FAST)
@@ -68,6 +68,8 @@ def test_the_model_signature_names_the_input_columns_and_the_model_still_checks_
     signature = mlflow.models.get_model_info(model_uri).signature
     assert signature.inputs.input_names() == list(HOURLY_COLUMNS)
     assert signature.outputs.input_names() == [PREDICTION_COLUMN]
+    example = Path(mlflow.artifacts.download_artifacts(model_uri)) / "serving_input_example.json"
+    assert len(mlflow.models.validate_serving_input(model_uri, example.read_text())) == 5  # train skips it
     model = mlflow.pyfunc.load_model(model_uri)
     records = hourly_table(days=1)  # raw records with their counts, which the model ignores
     assert len(model.predict(records)) == 24
