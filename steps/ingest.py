@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import warnings
 from pathlib import Path
 
 import mlflow
@@ -21,6 +20,7 @@ from demand.schema import TARGET
 from demand.sources import HourlyBytes, describe_table, hourly_table, is_url
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
+from plumbing.datasets import log_table_input
 from plumbing.names import DATASET_NAME, TABLE_ARTIFACT
 from plumbing.tracking import StepResult, artifact_uri, record_outputs, step_run
 
@@ -52,16 +52,10 @@ def ingest(data: str, hourly: HourlyBytes | None = None) -> StepResult:
         mlflow.log_artifact(str(path), str(Path(TABLE_ARTIFACT).parent))
         digest = record_outputs({"table": artifact_uri(run_id, TABLE_ARTIFACT)}, [path])
     dataset_source = hourly.source if is_url(hourly.source) else Path(hourly.source).as_uri()
-    with warnings.catch_warnings():  # MLflow's hints on file URIs and integer columns do not apply here
-        warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_pandas(
-            table,
-            source=dataset_source,
-            name=DATASET_NAME,
-            targets=TARGET,
-            digest=hourly.sha256[:DIGEST_LENGTH],
-        )
-        mlflow.log_input(dataset, context="ingest", tags={"sha256": hourly.sha256})
+    log_table_input(
+        table, source=dataset_source, name=DATASET_NAME, target=TARGET,
+        digest=hourly.sha256[:DIGEST_LENGTH], context="ingest", tags={"sha256": hourly.sha256},
+    )  # fmt: skip
     log.info("Validated %d rows from %s (sha256 %s)", len(table), hourly.label, hourly.sha256)
     return StepResult(run_id, {"table": artifact_uri(run_id, TABLE_ARTIFACT)}, digest)
 

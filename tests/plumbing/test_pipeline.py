@@ -44,6 +44,9 @@ def test_pipeline_logs_one_parent_and_a_finished_run_per_step(client, experiment
     (dataset_input,) = ingest.inputs.dataset_inputs
     assert dataset_input.dataset.name == DATASET_NAME
     assert ingest.data.params["data_sha256"].startswith(dataset_input.dataset.digest)
+    schema = json.loads(dataset_input.dataset.schema)["mlflow_colspec"]
+    assert [(c["name"], c["required"]) for c in schema] == [(name, True) for name in HOURLY_COLUMNS]
+    assert json.loads(dataset_input.dataset.profile)["num_rows"] == ingest.data.metrics["rows"]
     assert {"features/train.parquet", "features/test.parquet", "features/features.json"} <= artifact_paths(
         client, featurize.info.run_id
     )
