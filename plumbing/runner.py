@@ -3,7 +3,9 @@ and the summary of what happened."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -113,6 +115,15 @@ class StepRunner:
             return "forced"
         before = cache.previous_parts(self.client, self.experiment_id, name, self.parent_run_id)
         return "no earlier run" if before is None else keys.describe_change(before, parts)
+
+
+def import_in_background(*modules: str) -> threading.Thread:
+    """Import `modules` in a daemon thread, while this one waits on compiled code that releases the GIL
+    (a model fit): later steps then find them imported. Python's per-module import locks make an `import`
+    of the same module in this thread wait for that one instead of running it twice."""
+    thread = threading.Thread(target=lambda: [importlib.import_module(name) for name in modules], daemon=True)
+    thread.start()
+    return thread
 
 
 @contextmanager

@@ -13,11 +13,11 @@ message that names the column, the rule and the record numbers, and never the va
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
@@ -92,10 +92,19 @@ class BikeDemandModel:
         return self.pipeline
 
 
+def _skops_io() -> ModuleType:
+    """skops.io, imported on first use: importing it imports every scikit-learn estimator to list the types
+    it trusts (over a second), which a pipeline whose train, evaluate and register are reused never needs."""
+    import skops.io  # noqa: PLC0415
+
+    return skops.io
+
+
 def save_pipeline(pipeline: Any, path: Path) -> None:
     """Save with skops; refuse a pipeline that load_pipeline would refuse."""
-    saved = skops.io.dumps(pipeline)
-    unknown = sorted(set(skops.io.get_untrusted_types(data=saved)) - set(TRUSTED_TYPES))
+    skops_io = _skops_io()
+    saved = skops_io.dumps(pipeline)
+    unknown = sorted(set(skops_io.get_untrusted_types(data=saved)) - set(TRUSTED_TYPES))
     if unknown:
         raise PipelineError(
             f"the model holds types that serving/model.py does not trust: {', '.join(unknown)}; "
@@ -106,13 +115,14 @@ def save_pipeline(pipeline: Any, path: Path) -> None:
 
 def load_pipeline(path: str | Path) -> Any:
     """The scikit-learn pipeline in a skops file, refusing any type outside TRUSTED_TYPES."""
-    unknown = sorted(set(skops.io.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
+    skops_io = _skops_io()
+    unknown = sorted(set(skops_io.get_untrusted_types(file=path)) - set(TRUSTED_TYPES))
     if unknown:
         raise MlflowException(
             f"refusing to load {path}: it holds types outside TRUSTED_TYPES in serving/model.py: "
             f"{', '.join(unknown)}"
         )
-    return skops.io.load(path, trusted=list(TRUSTED_TYPES))
+    return skops_io.load(path, trusted=list(TRUSTED_TYPES))
 
 
 def _load_pyfunc(data_path: str) -> BikeDemandModel:

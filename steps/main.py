@@ -18,14 +18,19 @@ from demand.sources import HourlyBytes
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
 from plumbing.params import Plan, make_plan, parse_overrides
-from plumbing.runner import PipelineResult, StepRunner, beating, locked_runner, summary
+from plumbing.runner import PipelineResult, StepRunner, beating, import_in_background, locked_runner, summary
 from plumbing.tracking import StepResult, step_run
 
+# Imported while train fits: skops saves and loads the model, matplotlib draws evaluate's plots.
+AFTER_THE_FIT = ("skops.io", "demand.plots")
 
-def step_function(name: str) -> Callable[..., StepResult]:
-    """The step's work function, imported only when the step really runs: a reused step loads no
-    scikit-learn, xgboost or matplotlib."""
-    return getattr(importlib.import_module(f"steps.{name}"), name)
+
+def step_function(name: str, then_import: tuple[str, ...] = ()) -> Callable[..., StepResult]:
+    """The step's work function, imported only when the step runs (a reused step loads no scikit-learn,
+    xgboost or matplotlib), and `then_import`, what later steps need, imported while it works."""
+    function = getattr(importlib.import_module(f"steps.{name}"), name)
+    import_in_background(*then_import)
+    return function
 
 
 def run_pipeline(plan: Plan) -> PipelineResult:
@@ -79,7 +84,7 @@ def train_to_registry(
             "requirements": settings.requirements_digest(),  # they are logged with the model
         },
         lambda: {"features": featurized.digest},
-        lambda: step_function("train")(features, plan.model, plan.hyperparameters, plan.split),
+        lambda: step_function("train", AFTER_THE_FIT)(features, plan.model, plan.hyperparameters, plan.split),
     )
     evaluated = runner.run(
         "evaluate",
