@@ -48,7 +48,14 @@ def code_files(step: str) -> tuple[Path, ...]:
     return tuple(sorted(found))
 
 
-def _imported_modules(path: Path) -> Iterable[Path]:
+@cache
+def _imported_modules(path: Path) -> tuple[Path, ...]:
+    """The project modules `path` imports; each file is parsed once per process, however many steps
+    import it."""
+    return tuple(_project_imports(path))
+
+
+def _project_imports(path: Path) -> Iterable[Path]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
