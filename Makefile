@@ -13,16 +13,22 @@ DATA_ARGS := $(if $(BIKE_SHARING_DATA),$(if $(findstring data=,$(ARGS)),,-P data
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run rerun test lint format bench ui clean stack stack-down
+.PHONY: help install install-spark run rerun test lint format bench ui clean stack stack-down
 
 help: ## Show this list
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-13s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## Create .venv with the pinned runtime and development packages
 
 $(VENV)/.installed: requirements.txt requirements-stack.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install-spark: $(VENV)/.installed-spark ## Add Apache Spark to .venv, for predict -P engine=spark (~450 MB)
+
+$(VENV)/.installed-spark: $(VENV)/.installed requirements-spark.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-spark.txt
 	touch $@
 
 run: install ## Run the whole pipeline: mlflow run . (ENV_MANAGER=..., ARGS="-P model=rf")
