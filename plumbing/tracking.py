@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import tempfile
 from collections import OrderedDict
@@ -65,14 +66,16 @@ class StepResult:
 
 
 @contextmanager
-def step_run(entry_point: str) -> Iterator[mlflow.ActiveRun]:
+def step_run(entry_point: str, given: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
     """The run a step logs into: nested under an active (pipeline) run, else its own run.
 
-    Inside `mlflow run` the latter resumes the run that `mlflow run` created (MLFLOW_RUN_ID).
+    Inside `mlflow run` the latter resumes the run that `mlflow run` created (MLFLOW_RUN_ID), which logged
+    the entry point's parameters; a run this process creates logs them from `given`.
     An exception marks the run FAILED; an interruption (SIGTERM, SIGINT) marks it KILLED.
     """
     run_tags = {**liveness_tags(), ENTRY_POINT_TAG: entry_point}
     parent = mlflow.active_run()
+    launched = "MLFLOW_RUN_ID" in os.environ
     if parent is None:
         context = mlflow.start_run()
     else:
@@ -83,6 +86,8 @@ def step_run(entry_point: str) -> Iterator[mlflow.ActiveRun]:
         if parent is None:  # a run `mlflow run` made: another pipeline may have judged it an orphan
             _refuse_if_marked_failed(run.info.run_id, BEFORE_IT_STARTED)
             mlflow.set_tags(run_tags)
+            if given and not launched:
+                mlflow.log_params(given)
         BEATING_RUNS.add(run.info.run_id)
         try:
             yield run

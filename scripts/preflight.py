@@ -17,6 +17,7 @@ import re
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
 import mlflow
 
@@ -30,18 +31,23 @@ PARAMETER_FLAGS = ("-P", "--param-list")
 
 def parameter_names(arguments: list[str]) -> list[str]:
     """The names of the `-P name=value` (or `--param-list name=value`) arguments of `mlflow run`."""
-    names, tokens = [], iter(arguments)
-    for token in tokens:
-        if token in PARAMETER_FLAGS:
-            value = next(tokens, "")
-        elif token.startswith("--param-list="):
-            value = token.removeprefix("--param-list=")
-        elif token.startswith("-P") and len(token) > 2:
-            value = token[2:]
-        else:
-            continue
-        names.append(value.partition("=")[0])
-    return names
+    tokens = iter(arguments)
+    return [pair[0] for token in tokens if (pair := parameter_value(token, tokens)) is not None]
+
+
+def parameter_value(token: str, rest: Iterator[str]) -> tuple[str, str] | None:
+    """(name, value) when `token` starts a `-P name=value` (taking the value from `rest` when it is a
+    separate argument); None for any other argument."""
+    if token in PARAMETER_FLAGS:
+        value = next(rest, "")
+    elif token.startswith("--param-list="):
+        value = token.removeprefix("--param-list=")
+    elif token.startswith("-P") and len(token) > 2:
+        value = token[2:]
+    else:
+        return None
+    name, _, given = value.partition("=")
+    return name, given
 
 
 def check_parameter_names(arguments: list[str]) -> None:
@@ -67,18 +73,24 @@ def check_tracking_server(uri: str) -> None:
         ) from None
 
 
+def check(arguments: list[str], uri: str | None = None) -> None:
+    """Every check above, for `mlflow run` arguments and a tracking URI (default: this process's)."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
+    check_parameter_names(arguments)
+    if uri.startswith(("http://", "https://")):
+        check_tracking_server(uri)
+    else:
+        prepare_store(uri)
+
+
 def main() -> None:
     arguments = sys.argv[1:]
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
     try:
         if arguments == ["--repair"]:
+            uri = os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
             print(repair_store(uri))
             return
-        check_parameter_names(arguments)
-        if uri.startswith(("http://", "https://")):
-            check_tracking_server(uri)
-        else:
-            prepare_store(uri)
+        check(arguments)
     except PipelineError as error:
         sys.exit(f"error: {error}")
 

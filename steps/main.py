@@ -33,9 +33,9 @@ def step_function(name: str, then_import: tuple[str, ...] = ()) -> Callable[...,
     return function
 
 
-def run_pipeline(plan: Plan) -> PipelineResult:
-    """All the steps under one parent run, holding the experiment's pipeline lock."""
-    with step_run("main") as parent, beating(), locked_runner(parent, plan.force) as runner:
+def run_pipeline(plan: Plan, given: dict[str, str] | None = None) -> PipelineResult:
+    """All the steps under one parent run (`given`: see step_run), holding the experiment's pipeline lock."""
+    with step_run("main", given) as parent, beating(), locked_runner(parent, plan.force) as runner:
         evaluated, registered = train_to_registry(runner, plan, prepare_features(runner, plan))
     info = parent.info
     return PipelineResult(
@@ -109,8 +109,9 @@ def main() -> None:
     args, rest = parser.parse_known_args()
 
     def work() -> None:
-        plan = make_plan(overrides=parse_overrides(rest), **vars(args))  # vars: MLproject's parameters
-        print(summary(run_pipeline(plan)))  # the CLI's own output: the one place this project prints
+        overrides = parse_overrides(rest)
+        plan = make_plan(overrides=overrides, **vars(args))  # vars: MLproject's parameters
+        print(summary(run_pipeline(plan, vars(args) | overrides)))  # the one place this project prints
 
     run_cli(work)
 

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from plumbing import settings
-from plumbing.names import MARKED_FAILED_TAG, PID_TAG
+from plumbing.names import MARKED_FAILED_TAG, PID_TAG, STEPS
 from tests.helpers import (
     ALL_RAN,
     ALL_REUSED,
@@ -194,7 +194,7 @@ def test_tracking_server_down_fails_fast_with_a_clear_line(tmp_path: Path) -> No
     assert "the tracking server http://127.0.0.1:9/ does not answer" in line
 
 
-def test_the_scheduled_rerun_records_the_data_it_read_as_params_data(
+def test_the_scheduled_rerun_records_its_parameters_and_the_data_it_read(
     client, tracking_uri: str, experiment_id: str, small_csv: Path
 ) -> None:
     environment = cli_environment(tracking_uri) | {"BIKE_SHARING_DATA": str(small_csv)}
@@ -212,4 +212,8 @@ def test_the_scheduled_rerun_records_the_data_it_read_as_params_data(
     assert result.returncode == 0, result.stderr[-3000:]
     (parent,) = runs_by_entry_point(client)["main"]
     assert parent.data.params["data"] == parent.data.params["data_source"] == str(small_csv)
+    given = {"test_days": "7", "model": "ridge", "split": "time", "force": "false"}  # -P, MLproject defaults
+    assert given.items() <= parent.data.params.items()
+    assert parent.info.status == "FINISHED"
+    assert sorted(runs_by_entry_point(client)) == sorted(["main", *STEPS])
     assert not stale.exists(), "the scheduled rerun clears what runs left in its temp folder over a day ago"
