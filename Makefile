@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 EXPERIMENT ?= bike-sharing-demand
 # virtualenv (MLflow's default for a python_env project), uv, or local (this repository's .venv).
 ENV_MANAGER ?= virtualenv
+# pytest-xdist workers for `make test`: most tests wait on servers and subprocesses, so two share 2 cores well.
+TEST_WORKERS ?= 2
 # Extra arguments for `mlflow run`, e.g. ARGS="-P model=rf".
 ARGS ?=
 # BIKE_SHARING_DATA, when set, is passed as -P data (unless ARGS has one), so that params.data names it.
@@ -38,8 +40,8 @@ run: install ## Run the whole pipeline: mlflow run . (ENV_MANAGER=..., ARGS="-P 
 rerun: install ## The scheduled rerun: reuse what did not change, fail fast if the server is down
 	scripts/rerun $(ARGS)
 
-test: install ## Run the test suite
-	$(BIN)/pytest
+test: install ## Run the test suite (two worker processes; TEST_WORKERS=0 for one)
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: install ## Check lint and formatting with ruff
 	$(BIN)/ruff check .
