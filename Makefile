@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXPERIMENT ?= bike-sharing-demand
-# virtualenv (MLflow's default for a python_env project), uv, or local (this repository's .venv).
-ENV_MANAGER ?= virtualenv
+# uv, virtualenv (MLflow's default for a python_env project), or local (this repository's .venv). uv builds a
+# cold environment in about half virtualenv's time (python -m bench.envs --uv-compile-bytecode); with .pyc
+# files written at install, as pip writes them, later runs start no slower either.
+ENV_MANAGER ?= uv
+export UV_COMPILE_BYTECODE ?= 1
 # pytest-xdist workers for `make test`: most tests wait on servers and subprocesses, so two share 2 cores well.
 TEST_WORKERS ?= 2
 # Extra arguments for `mlflow run`, e.g. ARGS="-P model=rf".
@@ -51,12 +54,13 @@ format: install ## Format and fix what ruff can
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install ## Benchmarks: pipeline vs a script without MLflow; reused rerun vs cold; cache lookup; tune
+bench: install ## Benchmarks, each printing its ratios and targets (docs/benchmarks.md; about 40 minutes)
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.rerun
 	$(BIN)/python -m bench.serving
 	$(BIN)/python -m bench.tune
 	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.envs
 
 stack: install ## Start the team stack: mlflow server + PostgreSQL + S3 (SeaweedFS), logins (STACK_DIR=.stack)
 	$(BIN)/python -m scripts.stack up
