@@ -4,8 +4,9 @@ Spark reads the input CSV (every cell as text) and scores it with the model as a
 (`mlflow.pyfunc.spark_udf`): the Python workers of the executors load the same pyfunc as the pandas engine,
 which checks each batch of records against the hour.csv contract (serving/model.py) before predicting.
 The whole input is scored on the executors, in parallel, before anything comes back; then the driver
-takes the scored partitions one at a time (toLocalIterator), types the records as the pandas engine does
-and hands them on `chunk_rows` at a time, so its memory is bounded by a partition, not by the input.
+takes the scored partitions one at a time (toLocalIterator), as whole Arrow batches rather than row by row,
+types the records as the pandas engine does and hands them on a batch at a time, so its memory is bounded
+by a partition (an 8 MB split of the input), not by the input.
 
 Nothing here imports pyspark before a session is asked for, so the pandas engine and the rest of the
 project run without it (`make install-spark` adds it; requirements-spark.txt). Once it is installed, MLflow
@@ -32,7 +33,6 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +46,7 @@ from demand.schema import MODEL_INPUT_COLUMNS, model_inputs, parse_records
 from plumbing.cli import causes
 
 if TYPE_CHECKING:
+    import pyarrow
     from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,11 @@ QUIET = {
 # FAILFAST refuses a record with more or fewer fields than the header, as pandas does, only when the CSV
 # parser reads every column (pruned to the model's columns, it drops extra fields silently).
 STRICT_CSV = {"spark.sql.csv.parser.columnPruning.enabled": "false"}
+# The driver holds a scored partition (two, with the next one prefetched) while it writes them: file splits
+# of 8 MB (~110,000 records) keep that small whatever the input's size, where Spark's default, 128 MB
+# (~1.8 million records), outgrows its default 1 GB driver heap. Spark's own configuration
+# (spark-defaults.conf, PYSPARK_SUBMIT_ARGS) may set another size.
+SPLIT_OPTION, SPLIT_SIZE = "spark.sql.files.maxPartitionBytes", "8m"
 ON_LOOPBACK = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
 # The master URLs Spark takes (SparkContext.createTaskScheduler and its cluster managers), without spaces.
 SPARK_MASTER = re.compile(
@@ -69,6 +75,7 @@ SPARK_MASTER = re.compile(
 )
 MASTER_EXAMPLES = "local[*] (every core here), local[N], spark://host:7077, yarn or k8s://https://host:port"
 PREDICTED = "_predicted"  # the UDF's column
+BATCH = "batch"  # the column of the scored batches' bytes
 # What the model's record check (serving/model.py InvalidRecords) says in a worker's traceback: the label
 # (`request`), the column and rule, and the records of that batch, which are no lines of the input.
 INVALID_RECORDS = re.compile(
@@ -119,6 +126,8 @@ def spark_session(master: str) -> Iterator[SparkSession]:
             f"cannot start Spark on spark_master={quoted(master)} ({shown(summary(error))}); is the master "
             "up and reachable from here, and Java 17 or later installed (java on PATH or JAVA_HOME)?"
         ) from None
+    if not spark.sparkContext.getConf().contains(SPLIT_OPTION):
+        spark.conf.set(SPLIT_OPTION, SPLIT_SIZE)
     try:
         yield spark
     finally:
@@ -126,14 +135,25 @@ def spark_session(master: str) -> Iterator[SparkSession]:
 
 
 def scored_on_spark(
-    spark: SparkSession, source: str, label: str, model_uri: str, chunk_rows: int
+    spark: SparkSession, source: str, label: str, model_uri: str
 ) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """The records of the CSV at `source` (a path or URI every executor can read), typed as the pandas
-    engine types them, and the model's predictions: `chunk_rows` records at a time, in input order.
+    engine types them, and the model's predictions: a batch of Spark's (Arrow's, 10,000 records) at a
+    time, in input order.
 
-    Every record is checked and scored before the first chunk comes back, so a bad one anywhere fails this
+    Every record is checked and scored before the first batch comes back, so a bad one anywhere fails this
     before the caller has written anything."""
-    from pyspark.sql.functions import struct  # noqa: PLC0415 - as above
+    import pyarrow.ipc  # noqa: PLC0415 - as above
+    from pyspark.sql.functions import struct  # noqa: PLC0415
+
+    def as_one_value(batches: Iterator[pyarrow.RecordBatch]) -> Iterator[pyarrow.RecordBatch]:
+        """Each Arrow batch as a one-row batch of its bytes (Arrow's IPC stream). It runs on the executors,
+        which get it by value (a local function) and need only pyarrow, not this project."""
+        for batch in batches:
+            sink = pyarrow.BufferOutputStream()
+            with pyarrow.ipc.new_stream(sink, batch.schema) as writer:
+                writer.write_batch(batch)
+            yield pyarrow.RecordBatch.from_pydict({BATCH: [sink.getvalue().to_pybytes()]})
 
     columns = list(MODEL_INPUT_COLUMNS)
     with spark_errors(label):
@@ -141,18 +161,17 @@ def scored_on_spark(
         parse_records(table.limit(1).toPandas(), label)  # the header and first row, worded as pandas does
         scoring = model_udf(spark, model_uri)
         # One file's partitions are its splits in file order, and a UDF keeps the order of its rows.
-        scored = table.select(*columns, scoring(struct(*columns)).alias(PREDICTED)).persist()
+        scored = table.select(*columns, scoring(struct(*columns)).alias(PREDICTED))
+        # Each batch as one value, so that the driver takes whole batches, not millions of rows one by one.
+        batches = scored.mapInArrow(as_one_value, f"{BATCH} binary").persist()
     try:
         with spark_errors(label):
-            log.info(
-                "Spark scored %d records in %d partitions", scored.count(), scored.rdd.getNumPartitions()
-            )
-            records = scored.toLocalIterator(prefetchPartitions=True)
-            while rows := list(islice(records, chunk_rows)):
-                chunk = pd.DataFrame.from_records(rows, columns=[*columns, PREDICTED])
+            log.info("Spark scored %d batches of records", batches.count())
+            for (packed,) in batches.toLocalIterator(prefetchPartitions=True):
+                chunk = pyarrow.ipc.open_stream(packed).read_all().to_pandas()
                 yield model_inputs(parse_records(chunk[columns], label)), chunk[PREDICTED].to_numpy("float64")
     finally:
-        scored.unpersist()
+        batches.unpersist()
 
 
 def model_udf(spark: SparkSession, model_uri: str):  # noqa: ANN201 - a pyspark UDF, typed only there
@@ -183,11 +202,12 @@ def spark_failure(error: BaseException, label: str) -> PipelineError:
     the column and the rule, as the pandas engine words them, without the line, which Spark does not
     know. Anything else: what Spark said, in one line."""
     for cause in causes(error):
-        if found := INVALID_RECORDS.search(str(cause)):
+        text = _text(cause)
+        if found := INVALID_RECORDS.search(text):
             return PipelineError(
                 f"{label}: {found['rule']} (Spark does not say on which line; -P engine=pandas does)"
             )
-        if MALFORMED in str(cause):
+        if MALFORMED in text:
             return PipelineError(
                 f"{label} is not a readable CSV (a record has more or fewer fields than the header); "
                 "expected the UCI hour.csv"
@@ -198,9 +218,18 @@ def spark_failure(error: BaseException, label: str) -> PipelineError:
 def summary(error: BaseException) -> str:
     """An error in one line: a Python worker's traceback by its last line, anything else by its first
     (after py4j's own), without Spark's SQLSTATE code."""
-    text = SQLSTATE.sub("", str(error)).strip()
+    text = SQLSTATE.sub("", _text(error)).strip()
     lines = [line.strip().removeprefix(": ") for line in text.splitlines() if line.strip()]
     lines = [line for line in lines if not line.startswith(PY4J_CALL)]
     if not lines:
         return type(error).__name__
     return lines[-1] if TRACEBACK in text else lines[0]
+
+
+def _text(error: BaseException) -> str:
+    """str(error), or its type's name when even that fails: py4j asks the JVM for a Java error's text, and
+    the JVM may be gone (killed, or out of memory)."""
+    try:
+        return str(error)
+    except Exception:  # py4j raises several types when the JVM does not answer
+        return type(error).__name__

@@ -62,22 +62,21 @@ def predict(
     # `mlflow run` logs the parameters as given; this logs what they resolved to.
     mlflow.log_params({"resolved_model_uri": uri, "model_version": version, "engine": engine})
     mlflow.set_tags({"input_sha256": file_sha256(source), "input_path": input_path})
-    chunk_rows = settings.config()["predict"]["chunk_rows"]
     if engine == "spark":
         with spark_session(spark_master) as spark:
             mlflow.log_param("resolved_spark_master", spark.sparkContext.master)
-            rows = write_predictions(target, scored_on_spark(spark, str(source), label, uri, chunk_rows))
+            rows = write_predictions(target, scored_on_spark(spark, str(source), label, uri))
     else:
-        rows = write_predictions(target, scored_with_pandas(source, label, load_model(uri), chunk_rows))
+        rows = write_predictions(target, scored_with_pandas(source, label, load_model(uri)))
     mlflow.log_metric("rows", rows)
     log.info("Wrote %d predictions of %s to %s", rows, version, output_path)
     run_id = mlflow.active_run().info.run_id
     return StepResult(run_id, {}, file_sha256(target))
 
 
-def scored_with_pandas(source: Path, label: str, model: mlflow.pyfunc.PyFuncModel, chunk_rows: int) -> Scored:
-    """The input read, checked and scored in this process, `chunk_rows` records at a time."""
-    for raw in read_csv_chunks(source, label, chunk_rows):
+def scored_with_pandas(source: Path, label: str, model: mlflow.pyfunc.PyFuncModel) -> Scored:
+    """The input read, checked and scored in this process, `predict.chunk_rows` records at a time."""
+    for raw in read_csv_chunks(source, label, settings.config()["predict"]["chunk_rows"]):
         inputs = model_inputs(parse_records(raw, label))
         yield inputs, np.asarray(model.predict(inputs), dtype="float64")
 
