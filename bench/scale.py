@@ -7,12 +7,17 @@ ranges) and its own demand level, so that every record keeps the hour.csv contra
 champion of a fresh store (the default model), and reports rows/s and peak RSS (the process's own maximum
 resident set, from wait4). Targets: time 100x / 1x <= 100, peak RSS 100x / 1x <= 2.
 
+When pyspark is installed (`make install-spark`), the 100x file is scored again with `--engine spark
+--spark_master local[2]`, right after the pandas engine: rows/s of each, Spark's time / pandas', and whether
+the two wrote the same bytes.
+
 Needs BIKE_SHARING_DATA.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import subprocess
 import sys
@@ -24,10 +29,12 @@ import numpy as np
 import pandas as pd
 
 from bench.pipeline import BIN, PROJECT_DIR, hour_csv_from_environment
+from plumbing.files import file_sha256
 
 SCALES = (1, 10, 100)
 TIME_TARGET, MEMORY_TARGET = 100, 2
 NOISY = {"temp": 0.03, "atemp": 0.03, "hum": 0.05, "windspeed": 0.03}
+SPARK = ("--engine", "spark", "--spark_master", "local[2]")
 
 
 def synthetic(hour: pd.DataFrame, stations: int, path: Path) -> int:
@@ -47,9 +54,10 @@ def synthetic(hour: pd.DataFrame, stations: int, path: Path) -> int:
     return stations * len(hour)
 
 
-def scored(source: Path, output: Path, environment: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MiB) of one `python -m steps.predict`."""
+def scored(source: Path, output: Path, environment: dict[str, str], *engine: str) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one `python -m steps.predict` (with `engine`'s arguments)."""
     command = [str(BIN / "python"), "-m", "steps.predict", "--input", str(source), "--output", str(output)]
+    command += engine
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=PROJECT_DIR, env=environment, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
@@ -80,10 +88,28 @@ def main() -> None:
         results[scale] = (seconds, peak)
         speed = f"{rows / seconds:>9,.0f} rows/s"
         print(f"{scale:>4}x {rows:>10,} rows: {seconds:7.1f} s, {speed}, peak RSS {peak:6.0f} MiB")
+        if scale == SCALES[-1]:
+            spark(source, rows, seconds, scratch / f"predicted-{scale}x.csv", environment)
         source.unlink()
     (t1, m1), (t100, m100) = results[1], results[100]
     print(f"time 100x / 1x = {t100 / t1:.1f}  (target <= {TIME_TARGET})")
     print(f"peak RSS 100x / 1x = {m100 / m1:.2f}  (target <= {MEMORY_TARGET})")
+
+
+def spark(
+    source: Path, rows: int, pandas_seconds: float, pandas_output: Path, environment: dict[str, str]
+) -> None:
+    """The same file on Spark local[2], right after the pandas engine, when pyspark is installed."""
+    if importlib.util.find_spec("pyspark") is None:
+        print("spark: pyspark is not installed (make install-spark): not measured")
+        return
+    output = pandas_output.with_name(f"spark-{pandas_output.name}")
+    seconds, _ = scored(source, output, environment, *SPARK)
+    same = file_sha256(output) == file_sha256(pandas_output)
+    print(f"spark local[2] {rows:>10,} rows: {seconds:7.1f} s, {rows / seconds:>9,.0f} rows/s")
+    print(
+        f"time spark / pandas = {seconds / pandas_seconds:.2f}; same output bytes: {'yes' if same else 'no'}"
+    )
 
 
 if __name__ == "__main__":
