@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -95,7 +96,6 @@ def cases(
             name: Case(source, output, finished[name], runs[str(output)])
             for name, (source, output, *_) in arguments.items()
         }
-        mlflow.end_run()
         for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # mlflow.set_experiment exports these
             os.environ.pop(name, None)
 
@@ -138,6 +138,9 @@ def test_spark_writes_what_the_pandas_engine_writes(cases: dict[str, Case]) -> N
     written = pd.read_csv(good.output)
     expected = pd.read_csv(good.source.parent.parent / "expected.csv")
     assert len(written) == RECORDS
+    assert int(re.search(r"Spark scored (\d+) batches", good.finished.stderr)[1]) > 1, (
+        "from several partitions"
+    )
     pd.testing.assert_frame_equal(
         written.drop(columns=PREDICTION_COLUMN), expected.drop(columns=PREDICTION_COLUMN)
     )
