@@ -15,6 +15,7 @@ from pandas.api.types import is_float_dtype, is_integer_dtype, is_numeric_dtype
 from demand.errors import PipelineError, quoted, shown
 
 TARGET = "cnt"
+PREDICTION_COLUMN = "predicted_cnt"  # what the model predicts: its signature's output, predict's column
 # `casual + registered == cnt`, and `instant` is a row counter: none of them may ever be a feature.
 LEAKY_COLUMNS = ("instant", "casual", "registered")
 KEY_COLUMNS = ("dteday", "hr")

@@ -13,7 +13,6 @@ FEATURES_DESCRIPTION_FILE = "features.json"
 SPLIT_FILE = "split.json"  # in the features folder: {"split": ..., "test_days": ...}, read by train and tune
 BEST_PARAMS_ARTIFACT = "best_params.yaml"  # on a tune run: the model and hyperparameters it found
 MODEL_NAME = "model"
-PREDICTION_COLUMN = "predicted_cnt"  # the model's output: its signature, and the column predict writes
 REPORT_ARTIFACT = "report.html"
 PREDICTIONS_ARTIFACT = "predictions.parquet"
 PLOTS_DIR = "plots"

@@ -12,17 +12,29 @@ message that names the column, the rule and the record numbers, and never the va
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
 from demand.errors import PipelineError
-from demand.schema import MODEL_INPUT_COLUMNS, REQUEST_RECORDS, model_inputs, parse_records
+from demand.schema import (
+    HOURLY_COLUMNS,
+    MODEL_INPUT_COLUMNS,
+    PREDICTION_COLUMN,
+    REQUEST_RECORDS,
+    model_inputs,
+    parse_records,
+)
 
 SKOPS_FILE = "model.skops"
 LOADER_MODULE = __name__
@@ -90,6 +102,56 @@ class BikeDemandModel:
     def get_raw_model(self) -> Any:
         """The fitted scikit-learn pipeline."""
         return self.pipeline
+
+
+# The signature names the columns of hour.csv, in order, so that the MLflow UI and `mlflow models predict`
+# show what to send (the counts may be sent and are ignored). Their type is `Any` and none is `required`:
+# MLflow enforces a signature before the model runs, and its errors quote the whole request. The model
+# checks the records itself (BikeDemandModel), naming the column, the rule and the records, never values.
+INPUT_SIGNATURE = ModelSignature(
+    inputs=Schema([ColSpec(AnyType(), name, required=False) for name in HOURLY_COLUMNS]),
+    outputs=Schema([ColSpec("double", PREDICTION_COLUMN)]),
+)
+
+
+def log_model(
+    pipeline: Any, example: pd.DataFrame, name: str, project_dir: Path, requirements: Path
+) -> mlflow.models.model.ModelInfo:
+    """Log the pipeline in the active run as the pyfunc model of this module, with INPUT_SIGNATURE, the
+    packages CODE_PACKAGES of `project_dir` as its code, and the pins of `requirements`."""
+    with tempfile.TemporaryDirectory() as scratch:
+        saved = Path(scratch) / SKOPS_FILE
+        save_pipeline(pipeline, saved)
+        return mlflow.models.Model.log(
+            artifact_path=None,
+            name=name,
+            flavor=PyfuncUnvalidated,
+            flavor_name="pyfunc",
+            validate_serving_input=False,
+            loader_module=LOADER_MODULE,
+            data_path=str(saved),
+            code_paths=[str(project_dir / package) for package in CODE_PACKAGES],
+            pip_requirements=str(requirements),
+            signature=INPUT_SIGNATURE,
+            input_example=example,
+            metadata={"contract": "demand/schema.py"},
+        )
+
+
+class PyfuncUnvalidated:
+    """mlflow.pyfunc as the flavor of `Model.log`, told not to validate the input example.
+
+    mlflow.pyfunc.log_model loads the model it just saved and runs it on the input example. evaluate loads
+    the logged model from the store right after and scores the test rows, which checks the same thing on
+    real rows, so the pipeline does it once. Model.log reads `validate_serving_input` and hands every
+    argument on to the flavor's save_model, whose mlflow.pyfunc version refuses that one.
+    """
+
+    __name__ = "mlflow.pyfunc"
+
+    @staticmethod
+    def save_model(validate_serving_input: bool, **arguments: Any) -> None:
+        mlflow.pyfunc.save_model(**arguments)
 
 
 def _skops_io() -> ModuleType:

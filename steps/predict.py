@@ -27,7 +27,7 @@ from mlflow import MlflowClient
 
 from demand.csv_text import read_csv_chunks
 from demand.errors import shown_path
-from demand.schema import model_inputs, parse_records
+from demand.schema import PREDICTION_COLUMN, model_inputs, parse_records
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
 from plumbing.files import csv_written_atomically, file_sha256, output_file, readable_file
@@ -37,7 +37,6 @@ from plumbing.spark_scoring import parse_spark_master, require_pyspark, scored_o
 from plumbing.tracking import StepResult, load_model, step_run
 
 log = logging.getLogger(__name__)
-PREDICTION_COLUMN = "predicted_cnt"
 ENGINES = ("pandas", "spark")
 Scored = Iterator[tuple[pd.DataFrame, np.ndarray]]  # typed records and their predictions, chunk by chunk
 

@@ -15,75 +15,24 @@ Artifacts:
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import mlflow
-import pandas as pd
-from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, Schema
-from mlflow.types.schema import AnyType
 
 from demand.metrics import regression_metrics
 from demand.models import fit, model_digest
-from demand.schema import HOURLY_COLUMNS, TARGET, model_inputs
+from demand.schema import TARGET, model_inputs
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
 from plumbing.keys import shipped_model_digest
-from plumbing.names import FEATURES_DIR, MODEL_NAME, PREDICTION_COLUMN, TRAIN_FILE
+from plumbing.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
 from plumbing.params import parse_overrides, read_hyperparameters_file, validate_training
 from plumbing.tracking import StepResult, read_split, read_table, record_outputs, step_run
-from serving.model import CODE_PACKAGES, LOADER_MODULE, SKOPS_FILE, save_pipeline
+from serving.model import CODE_PACKAGES, log_model
 
 log = logging.getLogger(__name__)
 INPUT_EXAMPLE_ROWS = 5
-# The signature names the columns of hour.csv, in order, so that the MLflow UI and `mlflow models predict`
-# show what to send (the counts may be sent and are ignored). Their type is `Any` and none is `required`:
-# MLflow enforces a signature before the model runs, and its errors quote the whole request. The model
-# checks the records itself (serving/model.py), naming the column, the rule and the records, never values.
-INPUT_SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec(AnyType(), name, required=False) for name in HOURLY_COLUMNS]),
-    outputs=Schema([ColSpec("double", PREDICTION_COLUMN)]),
-)
-
-
-def log_model(pipeline: Any, example: pd.DataFrame) -> mlflow.models.model.ModelInfo:
-    """Log the pipeline as the pyfunc model of serving/model.py, with INPUT_SIGNATURE."""
-    with tempfile.TemporaryDirectory() as scratch:
-        saved = Path(scratch) / SKOPS_FILE
-        save_pipeline(pipeline, saved)
-        return mlflow.models.Model.log(
-            artifact_path=None,
-            name=MODEL_NAME,
-            flavor=PyfuncUnvalidated,
-            flavor_name="pyfunc",
-            validate_serving_input=False,
-            loader_module=LOADER_MODULE,
-            data_path=str(saved),
-            code_paths=[str(settings.PROJECT_DIR / package) for package in CODE_PACKAGES],
-            pip_requirements=str(settings.REQUIREMENTS_FILE),
-            signature=INPUT_SIGNATURE,
-            input_example=example,
-            metadata={"contract": "demand/schema.py"},
-        )
-
-
-class PyfuncUnvalidated:
-    """mlflow.pyfunc as the flavor of `Model.log`, told not to validate the input example.
-
-    mlflow.pyfunc.log_model loads the model it just saved and runs it on the input example. evaluate loads
-    the logged model from the store right after and scores the test rows, which checks the same thing on
-    real rows, so the pipeline does it once. Model.log reads `validate_serving_input` and hands every
-    argument on to the flavor's save_model, whose mlflow.pyfunc version refuses that one.
-    """
-
-    __name__ = "mlflow.pyfunc"
-
-    @staticmethod
-    def save_model(validate_serving_input: bool, **arguments: Any) -> None:
-        mlflow.pyfunc.save_model(**arguments)
 
 
 def train(features: str, model: str, hyperparameters: dict[str, Any], split: str) -> StepResult:
@@ -99,7 +48,8 @@ def train(features: str, model: str, hyperparameters: dict[str, Any], split: str
     fitted = pipeline.predict(inputs)
     train_rmse = regression_metrics(training[TARGET], fitted)["rmse"]
     mlflow.log_metrics({"fit_seconds": fit_seconds, "train_rmse": train_rmse})
-    info = log_model(pipeline, inputs.head(INPUT_EXAMPLE_ROWS))
+    example = inputs.head(INPUT_EXAMPLE_ROWS)
+    info = log_model(pipeline, example, MODEL_NAME, settings.PROJECT_DIR, settings.REQUIREMENTS_FILE)
     outputs = {"model": info.model_uri}
     digest = record_outputs(outputs, digest=shipped_model_digest(model_digest(pipeline), CODE_PACKAGES))
     log.info("Trained %s on %d rows: %s", model, len(training), info.model_uri)

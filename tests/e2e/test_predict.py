@@ -9,10 +9,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from demand.schema import MODEL_INPUT_COLUMNS
+from demand.schema import MODEL_INPUT_COLUMNS, PREDICTION_COLUMN
 from plumbing.params import make_plan
 from steps.main import run_pipeline
-from steps.predict import PREDICTION_COLUMN
 from tests.helpers import dash_p, mlflow_run, runs_by_entry_point
 
 

@@ -23,11 +23,12 @@ import pandas as pd
 import pytest
 from mlflow.entities import Run
 
+from demand.schema import PREDICTION_COLUMN
 from plumbing import settings
 from plumbing.names import EXPERIMENT_NAME
 from plumbing.params import make_plan
 from steps.main import run_pipeline
-from steps.predict import PREDICTION_COLUMN, predict
+from steps.predict import predict
 from tests.e2e.test_predict import error_lines, hour_csv_lines
 from tests.helpers import CLI_TIMEOUT_SECONDS, cli_environment, dash_p, mlflow_command, runs_by_entry_point
 

@@ -15,10 +15,10 @@ from mlflow.exceptions import MlflowException
 
 from demand.errors import PipelineError
 from demand.metrics import BASELINES, METRICS
-from demand.schema import HOURLY_COLUMNS
+from demand.schema import HOURLY_COLUMNS, PREDICTION_COLUMN
 from demand.sources import DATA_ENV_VAR, cache_dir
 from plumbing import settings
-from plumbing.names import DATASET_NAME, OUTPUTS_TAG, PREDICTION_COLUMN, STEPS, SUMMARY_TAG
+from plumbing.names import DATASET_NAME, OUTPUTS_TAG, STEPS, SUMMARY_TAG
 from plumbing.runner import summary
 from tests.helpers import artifact_paths, pipeline, runs_by_entry_point
 from tests.synthetic import hourly_table, write_csv

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from demand.errors import PipelineError
+from demand.schema import PREDICTION_COLUMN
 from plumbing import settings
-from steps.predict import PREDICTION_COLUMN, predict
+from steps.predict import predict
 from tests.helpers import pipeline
 
 
