@@ -25,15 +25,10 @@ SHARED_WORKER = {"test_stack": "stack", "test_stack_faults": "stack"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A relative BIKE_SHARING_DATA means relative to where pytest started: the tests change directory.
-    Under pytest-xdist each worker, and every process it starts, fits models on one OpenMP thread: two
-    workers that each ask for every core make OpenMP's threads wait on each other (a fit then takes ten
-    times longer); an explicit OMP_NUM_THREADS is kept."""
+    """A relative BIKE_SHARING_DATA means relative to where pytest started: the tests change directory."""
     value = os.environ.get(DATA_ENV_VAR, "")
     if value and not Path(value).is_absolute():
         os.environ[DATA_ENV_VAR] = str(Path(value).resolve())
-    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
