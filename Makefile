@@ -4,12 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXPERIMENT ?= bike-sharing-demand
 # uv, virtualenv (MLflow's default for a python_env project), or local (this repository's .venv). uv builds a
-# cold environment in about half virtualenv's time (python -m bench.envs --uv-compile-bytecode); with .pyc
-# files written at install, as pip writes them, later runs start no slower either.
+# cold environment in about half virtualenv's time (python -m bench.envs); with .pyc files written at
+# install, as pip writes them, later runs start no slower either.
 ENV_MANAGER ?= uv
 export UV_COMPILE_BYTECODE ?= 1
-# pytest-xdist workers for `make test`: most tests wait on servers and subprocesses, so two share 2 cores well.
-TEST_WORKERS ?= 2
 # Extra arguments for `mlflow run`, e.g. ARGS="-P model=rf".
 ARGS ?=
 # BIKE_SHARING_DATA, when set, is passed as -P data (unless ARGS has one), so that params.data names it.
@@ -43,8 +41,8 @@ run: install ## Run the whole pipeline: mlflow run . (ENV_MANAGER=..., ARGS="-P 
 rerun: install ## The scheduled rerun: reuse what did not change, fail fast if the server is down
 	scripts/rerun $(ARGS)
 
-test: install ## Run the test suite (two worker processes; TEST_WORKERS=0 for one)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+test: install ## Run the test suite
+	$(BIN)/pytest
 
 lint: install ## Check lint and formatting with ruff
 	$(BIN)/ruff check .

@@ -19,9 +19,6 @@ from tests.helpers import VENV_BIN, free_port, wait_until_healthy
 from tests.synthetic import hourly_table, write_csv
 
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
-# Modules whose tests share a session fixture (the team stack, started once per worker) or a machine-wide
-# resource run in the same xdist worker.
-SHARED_WORKER = {"test_stack": "stack", "test_stack_faults": "stack"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -32,13 +29,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/e2e/ goes through real CLIs and servers: mark it e2e. With pytest-xdist
-    (`make test` runs `pytest -n 2 --dist loadgroup`), a module's tests run in one worker, so that its
-    module fixtures (a served champion, a git daemon, Spark) start once; the stack's modules share one."""
+    """Everything under tests/e2e/ goes through real CLIs and servers: mark it e2e."""
     for item in items:
         if E2E_DIR in item.path.parents:
             item.add_marker(pytest.mark.e2e)
-        item.add_marker(pytest.mark.xdist_group(SHARED_WORKER.get(item.path.stem, item.path.stem)))
 
 
 @pytest.fixture(scope="session")
