@@ -24,11 +24,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, Schema
-from mlflow.types.schema import AnyType
 
 from demand.errors import PipelineError
 from demand.schema import (
-    HOURLY_COLUMNS,
     MODEL_INPUT_COLUMNS,
     PREDICTION_COLUMN,
     REQUEST_RECORDS,
@@ -104,20 +102,18 @@ class BikeDemandModel:
         return self.pipeline
 
 
-# The signature names the columns of hour.csv, in order, so that the MLflow UI and `mlflow models predict`
-# show what to send (the counts may be sent and are ignored). Their type is `Any` and none is `required`:
-# MLflow enforces a signature before the model runs, and its errors quote the whole request. The model
-# checks the records itself (BikeDemandModel), naming the column, the rule and the records, never values.
-INPUT_SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec(AnyType(), name, required=False) for name in HOURLY_COLUMNS]),
-    outputs=Schema([ColSpec("double", PREDICTION_COLUMN)]),
-)
+# The signature declares the output only. An input schema is enforced by MLflow before the model runs, and
+# its errors quote the whole request; with columns of type Any, which MLflow does not enforce, its scoring
+# server cannot read CSV (it asks the schema for pandas types). The model checks the records itself
+# (BikeDemandModel), naming the column, the rule and the records, never the values; the columns to send
+# are in the model's metadata (`input_columns`) and its input example.
+SIGNATURE = ModelSignature(outputs=Schema([ColSpec("double", PREDICTION_COLUMN)]))
 
 
 def log_model(
     pipeline: Any, example: pd.DataFrame, name: str, project_dir: Path, requirements: Path
 ) -> mlflow.models.model.ModelInfo:
-    """Log the pipeline in the active run as the pyfunc model of this module, with INPUT_SIGNATURE, the
+    """Log the pipeline in the active run as the pyfunc model of this module, with SIGNATURE, the
     packages CODE_PACKAGES of `project_dir` as its code, and the pins of `requirements`."""
     with tempfile.TemporaryDirectory() as scratch:
         saved = Path(scratch) / SKOPS_FILE
@@ -132,9 +128,9 @@ def log_model(
             data_path=str(saved),
             code_paths=[str(project_dir / package) for package in CODE_PACKAGES],
             pip_requirements=str(requirements),
-            signature=INPUT_SIGNATURE,
+            signature=SIGNATURE,
             input_example=example,
-            metadata={"contract": "demand/schema.py"},
+            metadata={"input_columns": list(MODEL_INPUT_COLUMNS), "contract": "demand/schema.py"},
         )
 
 
