@@ -117,13 +117,11 @@ class StepRunner:
         return "no earlier run" if before is None else keys.describe_change(before, parts)
 
 
-def import_in_background(*modules: str) -> threading.Thread:
+def import_in_background(*modules: str) -> None:
     """Import `modules` in a daemon thread, while this one waits on compiled code that releases the GIL
     (a model fit): later steps then find them imported. Python's per-module import locks make an `import`
     of the same module in this thread wait for that one instead of running it twice."""
-    thread = threading.Thread(target=lambda: [importlib.import_module(name) for name in modules], daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=lambda: [importlib.import_module(name) for name in modules], daemon=True).start()
 
 
 @contextmanager
