@@ -8,6 +8,8 @@ EXPERIMENT ?= bike-sharing-demand
 # install, as pip writes them, later runs start no slower either.
 ENV_MANAGER ?= uv
 export UV_COMPILE_BYTECODE ?= 1
+# Test processes for `make test`: most tests wait on servers and child processes, so two share 2 cores well.
+TEST_WORKERS ?= 2
 # Extra arguments for `mlflow run`, e.g. ARGS="-P model=rf".
 ARGS ?=
 # BIKE_SHARING_DATA, when set, is passed as -P data (unless ARGS has one), so that params.data names it.
@@ -41,8 +43,8 @@ run: install ## Run the whole pipeline: mlflow run . (ENV_MANAGER=..., ARGS="-P 
 rerun: install ## The scheduled rerun: reuse what did not change, fail fast if the server is down
 	scripts/rerun $(ARGS)
 
-test: install ## Run the test suite
-	$(BIN)/pytest
+test: install ## Run the test suite on TEST_WORKERS processes (a file's tests stay on one)
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: install ## Check lint and formatting with ruff
 	$(BIN)/ruff check .

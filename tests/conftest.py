@@ -19,6 +19,10 @@ from tests.helpers import VENV_BIN, free_port, wait_until_healthy
 from tests.synthetic import hourly_table, write_csv
 
 E2E_DIR = Path(__file__).resolve().parent / "e2e"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each worker's libraries get one thread: OpenMP threads of two workers on the same cores (XGBoost's
+    # fit) spin against each other and run many times slower.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,11 +32,37 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ[DATA_ENV_VAR] = str(Path(value).resolve())
 
 
+STACK_GROUP = "stack"
+
+
+def worker_group(nodeid: str) -> str:
+    """The tests one pytest-xdist worker runs together: a file's, or the stack tests' two files'."""
+    path = nodeid.split("::", maxsplit=1)[0]
+    return STACK_GROUP if Path(path).name.startswith("test_stack") else path
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/e2e/ goes through real CLIs and servers: mark it e2e."""
+    """Everything under tests/e2e/ goes through real CLIs and servers: mark it e2e. The longest groups go
+    first, so that the workers of `pytest -n` finish together: the stack's, the other e2e files, the rest
+    (a stable sort: a file's tests keep their order)."""
     for item in items:
         if E2E_DIR in item.path.parents:
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=lambda item: (worker_group(item.nodeid) != STACK_GROUP, E2E_DIR not in item.path.parents))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """Under `pytest -n` (`make test`), each worker_group runs on one worker, in the order collected, so a
+    file's module fixtures and the stack are built once. (pytest-xdist's own --dist loadgroup does not
+    group under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling  # noqa: PLC0415 - only under pytest -n
+
+    class ByWorkerGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid)
+
+    config.option.loadscopereorder = False  # keep the order above, not the largest test count first
+    return ByWorkerGroup(config, log)
 
 
 @pytest.fixture(scope="session")
