@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from mlflow.models import Model, ModelSignature
+from mlflow.models.model import MLMODEL_FILE_NAME
 
 from demand.errors import PipelineError, quoted, shown, shown_path
 from demand.schema import MODEL_INPUT_COLUMNS, model_inputs, parse_records
@@ -175,9 +178,19 @@ def scored_on_spark(
 
 
 def model_udf(spark: SparkSession, model_uri: str):  # noqa: ANN201 - a pyspark UDF, typed only there
-    """The model as a Spark UDF of a struct of the record's columns (so the pyfunc gets named columns)."""
+    """The model as a Spark UDF of a struct of the record's columns (so the pyfunc gets named columns).
+
+    Spark hands the UDF every cell as text, which the model's own check types as the pandas engine does;
+    MLflow would refuse text against the signature's typed input schema first. So the UDF is made from a
+    copy of the model whose MLmodel declares the output only (spark_udf copies it again for the executors)."""
     try:
-        return mlflow.pyfunc.spark_udf(spark, model_uri, result_type="double", env_manager="local")
+        with tempfile.TemporaryDirectory() as scratch:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=scratch)
+            described = Model.load(local)
+            if described.signature is not None:
+                described.signature = ModelSignature(outputs=described.signature.outputs)
+            described.save(os.path.join(local, MLMODEL_FILE_NAME))
+            return mlflow.pyfunc.spark_udf(spark, local, result_type="double", env_manager="local")
     except MlflowException as error:
         raise PipelineError(
             f"cannot load the model at {shown_path(model_uri)} ({shown(summary(error))})"

@@ -4,9 +4,10 @@
 MLflow's own handlers run before the model: for a body they cannot parse they answer with the body quoted
 back (a 50 MB invalid JSON came back as 57 MB) or with a `stack_trace` field full of site-packages paths.
 The front reads the whole request first, refuses what is too large (413), of an unknown type (415), or at
-an unknown path (404) or method (405); passes the rest to MLflow's app unchanged; and replaces every error
-answer by a short one that names the problem. Messages from the model's own record checks
-(serving/model.py) are kept: they name the column, the rule and the record numbers, never the values.
+an unknown path (404) or method (405), and JSON records that MLflow would cast before the model sees them
+(22.5 for `hr` would become 22); passes the rest to MLflow's app unchanged; and replaces every error
+answer by a short one that names the problem (serving/answers.py). Messages from the model's own record
+checks (serving/model.py) are kept: they name the column, the rule and the record numbers, never the values.
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from demand.errors import shown
-from serving.model import REQUEST_LABEL
+from serving.answers import RequestRefusedError, refuse_what_mlflow_would_cast, safe_error
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -28,20 +28,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MODEL_PATH_ENV = "SERVING_MODEL_PATH"
 MAX_REQUEST_BYTES_ENV = "SERVING_MAX_REQUEST_BYTES"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # about 40,000 JSON records; score larger files with `-e predict`
-MAX_MESSAGE_CHARS = 400
 ROUTES = {"/invocations": "POST", "/ping": "GET", "/health": "GET", "/version": "GET"}
 # MLflow's scoring server's own content types (mlflow.pyfunc.scoring_server.CONTENT_TYPES).
 CONTENT_TYPES = {"application/json": "JSON", "text/csv": "CSV", "application/vnd.apache.parquet": "Parquet"}
-RECORDS_HINT = (
-    'send {"dataframe_records": [...]} or {"dataframe_split": {...}} as JSON, or CSV or Parquet, '
-    "with the columns of hour.csv"
-)
-
-
-class RequestRefusedError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 class GuardedScoringApp:
@@ -57,6 +46,7 @@ class GuardedScoringApp:
         try:
             kind = self._check_route(scope)
             body = await self._read_body(scope, receive)
+            refuse_what_mlflow_would_cast(kind, body)
         except RequestRefusedError as refused:
             await _answer(send, refused.status, refused.code, refused.message)
             return
@@ -122,38 +112,6 @@ class _Guard:
                     self.error_status, bytes(self.error_body), self.kind, self.body
                 )
                 await _answer(self.downstream, status, code, text)
-
-
-def safe_error(status: int, answer: bytes, kind: str, request: bytes) -> tuple[int, str, str]:
-    """A short error for MLflow's error answer: the model's own record checks are kept, the rest replaced."""
-    try:
-        error = json.loads(answer)
-    except ValueError:
-        error = {}
-    error = error if isinstance(error, dict) else {}
-    message = str(error.get("message", ""))
-    if status >= 500 and status != 504:
-        return 500, "INTERNAL_ERROR", "the model could not score this request; the server log says why"
-    if status == 504:
-        return 504, "TIMEOUT", "scoring took longer than the server allows; send fewer records per request"
-    if status == 415:
-        return 415, "UNSUPPORTED_MEDIA_TYPE", "send UTF-8 text with no Content-Type parameter but charset"
-    if message.startswith((f"{REQUEST_LABEL}: ", f"{REQUEST_LABEL} ")):  # the model's record checks
-        return status, str(error.get("error_code", "BAD_REQUEST")), shown(message, MAX_MESSAGE_CHARS)
-    return status, "BAD_REQUEST", _unreadable(kind, request)
-
-
-def _unreadable(kind: str, request: bytes) -> str:
-    """Why a body MLflow could not read was unreadable, without repeating any of it."""
-    if kind == "JSON":
-        try:
-            json.loads(request)
-        except UnicodeDecodeError:
-            return f"the request body is not UTF-8 text; {RECORDS_HINT}"
-        except json.JSONDecodeError as error:
-            where = f"line {error.lineno} column {error.colno}"
-            return f"the request body is not valid JSON ({error.msg} at {where}); {RECORDS_HINT}"
-    return f"the request body could not be read as {kind or 'records'}; {RECORDS_HINT}"
 
 
 async def _answer(send: Send, status: int, code: str, message: str) -> None:

@@ -5,9 +5,10 @@ here with an allow-list of types fixed in this code (never read from the model's
 model loads with `MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false`, which the sklearn flavor refuses for skops.
 
 Every way of using the model (`mlflow models serve`, `mlflow.pyfunc.load_model`, the `predict` and
-`evaluate` steps) goes through `BikeDemandModel.predict`, which checks the records against the hour.csv
-contract first. A bad record is an `InvalidRecords` error: HTTP 400 from the scoring server, with a
-message that names the column, the rule and the record numbers, and never the values sent.
+`evaluate` steps) goes through MLflow's check of the signature's column types (input_schema), then
+`BikeDemandModel.predict`, which checks the records against the rest of the hour.csv contract. A bad
+record is an `InvalidRecords` error: HTTP 400 from the scoring server, with a message that names the
+column, the rule and the record numbers, and never the values sent.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from mlflow.types import ColSpec, Schema
 
 from demand.errors import PipelineError
 from demand.schema import (
+    COUNT_COLUMNS,
+    INTEGER_RANGES,
     MODEL_INPUT_COLUMNS,
     PREDICTION_COLUMN,
     REQUEST_RECORDS,
@@ -102,12 +105,25 @@ class BikeDemandModel:
         return self.pipeline
 
 
-# The signature declares the output only. An input schema is enforced by MLflow before the model runs, and
-# its errors quote the whole request; with columns of type Any, which MLflow does not enforce, its scoring
-# server cannot read CSV (it asks the schema for pandas types). The model checks the records itself
-# (BikeDemandModel), naming the column, the rule and the records, never the values; the columns to send
-# are in the model's metadata (`input_columns`) and its input example.
-SIGNATURE = ModelSignature(outputs=Schema([ColSpec("double", PREDICTION_COLUMN)]))
+def input_schema() -> Schema:
+    """The hour.csv columns the model takes, typed as JSON carries them (dates as YYYY-MM-DD text); the
+    counts, which a record may carry and the model ignores, are optional.
+
+    MLflow enforces it before the model runs (types only: a number sent as text is refused); the model's
+    own check (BikeDemandModel) then applies the rest of the contract, naming the column, the rule and the
+    records. MLflow's own refusals quote the request: the front (serving/front.py) words them as the
+    model's check does."""
+    return Schema(
+        [ColSpec(_column_type(column), column) for column in MODEL_INPUT_COLUMNS]
+        + [ColSpec("long", column, required=False) for column in COUNT_COLUMNS]
+    )
+
+
+def _column_type(column: str) -> str:
+    return "string" if column == "dteday" else "long" if column in INTEGER_RANGES else "double"
+
+
+SIGNATURE = ModelSignature(inputs=input_schema(), outputs=Schema([ColSpec("double", PREDICTION_COLUMN)]))
 
 
 def log_model(
@@ -130,7 +146,7 @@ def log_model(
             pip_requirements=str(requirements),
             signature=SIGNATURE,
             input_example=example,
-            metadata={"input_columns": list(MODEL_INPUT_COLUMNS), "contract": "demand/schema.py"},
+            metadata={"contract": "demand/schema.py"},
         )
 
 

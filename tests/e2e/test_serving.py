@@ -121,6 +121,11 @@ def bad_requests(records: list[dict]) -> dict[str, tuple[bytes, str]]:
     return {
         "missing column": (json.dumps({"dataframe_records": without_hr}).encode(), "missing column(s) hr"),
         "wrong type": (changed(temp="warm"), "column 'temp' is not a number on record 1"),
+        "a fraction for a whole number": (changed(hr=22.5), "column 'hr' is not a whole number on record 1"),
+        "true for a whole number": (
+            changed(holiday=True),
+            "column 'holiday' is not a whole number on record 1",
+        ),
         "empty body": (b"", "valid JSON"),
         "no records": (json.dumps({"dataframe_records": []}).encode(), "holds no records"),
         "NaN": (changed(hum=float("nan")), "column 'hum' has missing values on record 1"),
@@ -135,8 +140,8 @@ def bad_requests(records: list[dict]) -> dict[str, tuple[bytes, str]]:
 
 @pytest.mark.parametrize(
     "case",
-    ["missing column", "wrong type", "empty body", "no records", "NaN", "null", "out-of-range category",
-     "inconsistent date"],
+    ["missing column", "wrong type", "a fraction for a whole number", "true for a whole number", "empty body",
+     "no records", "NaN", "null", "out-of-range category", "inconsistent date"],
 )  # fmt: skip
 def test_a_bad_request_is_a_4xx_that_names_the_problem(served, real_data: Path, case: str) -> None:
     records = last_two_hours(real_data)

@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 
 from demand.errors import PipelineError
 from demand.metrics import BASELINES, METRICS
-from demand.schema import HOURLY_COLUMNS, MODEL_INPUT_COLUMNS, PREDICTION_COLUMN
+from demand.schema import COUNT_COLUMNS, HOURLY_COLUMNS, MODEL_INPUT_COLUMNS, PREDICTION_COLUMN
 from demand.sources import DATA_ENV_VAR, cache_dir
 from plumbing import settings
 from plumbing.names import DATASET_NAME, OUTPUTS_TAG, STEPS, SUMMARY_TAG
@@ -62,28 +62,35 @@ def test_pipeline_logs_one_parent_and_a_finished_run_per_step(client, experiment
     assert f"Holdout: RMSE {result.metrics['rmse']:.1f}" in summary(result)
 
 
-def test_the_model_names_its_input_columns_has_an_example_and_checks_records_itself(
+def test_the_signature_types_the_hour_csv_columns_and_the_model_checks_the_rest(
     client, experiment_id, small_csv: Path
 ) -> None:
     pipeline(str(small_csv), "time", "7", "ridge", FAST)
     (train,) = runs_by_entry_point(client)["train"]
     model_uri = json.loads(train.data.tags[OUTPUTS_TAG])["model"]
     signature = mlflow.models.get_model_info(model_uri).signature
-    assert signature.inputs is None  # serving/model.py SIGNATURE says why
-    assert mlflow.models.get_model_info(model_uri).metadata["input_columns"] == list(MODEL_INPUT_COLUMNS)
+    declared = {spec.name: (spec.type.name, spec.required) for spec in signature.inputs.inputs}
+    assert list(declared) == [*MODEL_INPUT_COLUMNS, *COUNT_COLUMNS], "hour.csv's columns, in its order"
+    assert declared["dteday"] == ("string", True) and declared["hr"] == ("long", True)
+    assert declared["temp"] == ("double", True) and declared["cnt"] == ("long", False)
     assert signature.outputs.input_names() == [PREDICTION_COLUMN]
     example = Path(mlflow.artifacts.download_artifacts(model_uri)) / "serving_input_example.json"
     assert len(mlflow.models.validate_serving_input(model_uri, example.read_text())) == 5  # train skips it
     model = mlflow.pyfunc.load_model(model_uri)
     records = hourly_table(days=1)  # raw records with their counts, which the model ignores
     assert len(model.predict(records)) == 24
-    for broken, message in [
-        (records.assign(temp="warm"), "column 'temp' is not a number on records 1, 2"),
-        (records.drop(columns="hr"), r"missing column\(s\) hr"),
+    with pytest.raises(MlflowException, match="Incompatible input types for column temp"):
+        model.predict(records.assign(temp="warm"))  # MLflow's schema check: the types
+    with pytest.raises(MlflowException, match=r"missing inputs \['hr'\]"):
+        model.predict(records.drop(columns="hr"))
+    for broken, message in [  # the model's own check: the rest of the contract, never quoting values
+        (records.assign(hr=24), "column 'hr' is outside the documented range 0..23 on records 1, 2"),
+        (records.assign(dteday="2012-13-01"), "column 'dteday' is not a date in YYYY-MM-DD form"),
+        (records.assign(mnth=3), "mnth does not match the month of dteday on records 1, 2"),
     ]:
         with pytest.raises(MlflowException, match=message) as raised:
             model.predict(broken)
-        assert "warm" not in raised.value.message.replace("'temp'", "")  # the values are never quoted
+        assert "2012-13-01" not in raised.value.message
 
 
 def test_bad_data_fails_ingest_and_nothing_downstream_runs(client, experiment_id, tmp_path: Path) -> None:
