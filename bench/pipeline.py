@@ -69,7 +69,7 @@ def hour_csv_from_environment() -> Path:
     hour_csv = data / "hour.csv" if data.is_dir() else data
     if not hour_csv.is_file():
         sys.exit("set BIKE_SHARING_DATA to the UCI data (a folder holding hour.csv, or hour.csv)")
-    return hour_csv
+    return hour_csv.resolve()  # the benchmarks run in folders of their own
 
 
 def main() -> None:
