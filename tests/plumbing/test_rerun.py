@@ -4,6 +4,8 @@ and growing data."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -11,7 +13,7 @@ import pandas as pd
 import pytest
 
 from plumbing.names import CACHE_KEY_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG, REUSED_FROM_TAG
-from tests.helpers import ALL_RAN, ALL_REUSED, actions, pipeline
+from tests.helpers import ALL_RAN, ALL_REUSED, PROJECT_DIR, actions, cli_environment, pipeline
 from tests.synthetic import hourly_table, write_csv
 
 SMALL_XGB = {"n_estimators": "30", "bagged_seeds": "1"}
@@ -63,6 +65,25 @@ def test_a_reused_step_hands_on_the_outputs_of_the_run_that_did_the_work(
         assert marker[REUSED_FROM_TAG] == before.run_id
         assert marker[OUTPUTS_TAG] == original[OUTPUTS_TAG], f"{before.name}: the same model and tables"
         assert marker[OUTPUT_DIGEST_TAG] == original[OUTPUT_DIGEST_TAG]
+
+
+HEAVY_LIBRARIES = ("sklearn", "xgboost", "skops", "matplotlib")  # not scipy: `import mlflow` imports it
+
+
+def test_a_reused_rerun_imports_no_modelling_or_plotting_library(
+    tracking_uri, experiment_id, small_csv: Path
+) -> None:
+    pipeline(str(small_csv), "time", "7", "ridge", {})
+    command = [sys.executable, "-X", "importtime", "-m", "steps.main", "--data", str(small_csv)]
+    rerun = subprocess.run(
+        [*command, "--test_days", "7", "--model", "ridge"],
+        env=cli_environment(tracking_uri), cwd=PROJECT_DIR, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert rerun.stdout.count(" reused ") == len(ALL_REUSED), rerun.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in rerun.stderr.splitlines() if "|" in line}
+    assert imported, "python -X importtime lists every import"
+    assert sorted({name.split(".")[0] for name in imported} & set(HEAVY_LIBRARIES)) == []
 
 
 def test_deleted_artifacts_are_not_reused(client, experiment_id, small_csv: Path) -> None:
