@@ -35,9 +35,9 @@ class Stack:
         return [self.pipeline["MLFLOW_TRACKING_PASSWORD"], self.admin["MLFLOW_TRACKING_PASSWORD"],
                 self.admin["AWS_SECRET_ACCESS_KEY"]]  # fmt: skip
 
-    def run(self, *arguments: str, name: str = "mlflow-run") -> subprocess.CompletedProcess:
+    def run(self, *arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """A command against the stack as the pipeline user; its output is kept for the secrets check."""
-        environment = cli_environment(self.url) | self.pipeline
+        environment = cli_environment(self.url) | self.pipeline | (env or {})
         result = subprocess.run(
             list(arguments),
             cwd=PROJECT_DIR,

@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
 import requests
 
-from tests.e2e.stack import MLFLOW_RUN, Stack, pipeline_arguments, stack_command
+from tests.e2e.stack import Stack, pipeline_arguments, stack_command
 from tests.helpers import (
     PROJECT_DIR,
     VENV_BIN,
@@ -21,6 +22,7 @@ from tests.helpers import (
     cli_environment,
     dash_p,
     free_port,
+    module_command,
     wait_until_healthy,
 )
 
@@ -71,12 +73,13 @@ def test_the_pipeline_runs_on_the_stack_its_artifacts_land_in_the_bucket_and_a_r
 def test_registry_predict_and_serving_on_the_stack(stack: Stack, small_csv: Path, tmp_path: Path) -> None:
     name = "stack-served"
     summaries = []
+    in_experiment = {"MLFLOW_EXPERIMENT_NAME": "stack-registry"}
     for model in (
-        ["model=ridge"],
-        ["model=xgb", "n_estimators=200", "bagged_seeds=1"],
-        ["model=ridge", "alpha=1000000"],
-    ):
-        finished = stack.run(*pipeline_arguments(small_csv, "stack-registry", name, *dash_p(*model)))
+        ["--model", "ridge"],
+        ["--model", "xgb", "--n_estimators", "200", "--bagged_seeds", "1"],
+        ["--model", "ridge", "--alpha", "1000000"],
+    ):  # `python -m steps.main`: the test above runs the pipeline through `mlflow run` on the stack
+        finished = stack.run(*module_command(small_csv, "--model_name", name, *model), env=in_experiment)
         assert finished.returncode == 0, finished.stderr[-3000:]
         summaries.append(next(line for line in finished.stdout.splitlines() if line.startswith("Registry:")))
     assert "as @champion (was version 1): clearly better" in summaries[1]
@@ -86,8 +89,8 @@ def test_registry_predict_and_serving_on_the_stack(stack: Stack, small_csv: Path
     assert len(client.search_model_versions(f"name = '{name}'")) == 2
 
     output = tmp_path / "predictions.csv"
-    parameters = dash_p(f"input={small_csv}", f"output={output}", f"model_name={name}")
-    predicted = stack.run(*MLFLOW_RUN, "-e", "predict", *parameters)
+    parameters = ["--input", str(small_csv), "--output", str(output), "--model_name", name]
+    predicted = stack.run(sys.executable, "-m", "steps.predict", *parameters)
     assert predicted.returncode == 0, predicted.stderr[-3000:]
     assert len(output.read_text().splitlines()) == len(small_csv.read_text().splitlines())
 
