@@ -88,8 +88,15 @@ def shipped_model_digest(fitted_digest: str, packages: tuple[str, ...]) -> str:
     return digest.hexdigest()
 
 
-@cache
 def versions() -> dict[str, str]:
+    """The versions of Python and of VERSIONED, a new dict on every call: a caller that changes it changes
+    no other step's key."""
+    return dict(_installed_versions())
+
+
+@cache
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    """Read once per process, and immutable, as every key of the process shares it."""
     found = {"python": platform.python_version()}
     for names in VERSIONED:
         for name in (names,) if isinstance(names, str) else names:
@@ -98,7 +105,7 @@ def versions() -> dict[str, str]:
                 break
             except metadata.PackageNotFoundError:
                 continue
-    return found
+    return tuple(found.items())
 
 
 def key_parts(step: str, params: dict[str, Any], inputs: dict[str, str]) -> dict[str, Any]:

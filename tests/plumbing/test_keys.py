@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from plumbing import keys
@@ -37,6 +39,7 @@ def test_versions_cover_the_libraries_that_shape_results() -> None:
 )
 def test_every_part_changes_the_key(change) -> None:
     parts = keys.key_parts("train", {"model": "xgb", "hyperparameters": {"max_depth": 4}}, {"features": "ab"})
+    parts_before = copy.deepcopy(parts)
     before = keys.cache_key(parts)
     assert (
         keys.cache_key(
@@ -46,6 +49,8 @@ def test_every_part_changes_the_key(change) -> None:
     )
     change(parts)
     assert keys.cache_key(parts) != before
+    again = keys.key_parts("train", parts_before["params"], parts_before["inputs"])
+    assert keys.cache_key(again) == before, "changing one key's parts changes no other key"
 
 
 def test_describe_change_names_the_part() -> None:
