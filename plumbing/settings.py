@@ -23,7 +23,8 @@ REQUIREMENTS_FILE = PROJECT_DIR / "requirements.txt"
 
 @cache
 def config() -> dict[str, Any]:
-    """The parsed config.yaml (treat as read-only)."""
+    """The parsed config.yaml, shared by the whole process: read it, never change it (tests check that a
+    pipeline leaves it as the file says)."""
     return yaml.safe_load(CONFIG_FILE.read_text())
 
 
@@ -43,15 +44,20 @@ def requirements_digest() -> str:
     return hashlib.sha256(REQUIREMENTS_FILE.read_bytes()).hexdigest()
 
 
-@cache
 def parameter_defaults(entry_point: str) -> dict[str, str]:
-    """Defaults MLproject declares for an entry point, as the strings `mlflow run` would pass."""
+    """Defaults MLproject declares for an entry point, as the strings `mlflow run` would pass: a new dict
+    on every call, so that a caller that changes it changes no other caller's defaults."""
+    return dict(_declared_defaults(entry_point))
+
+
+@cache
+def _declared_defaults(entry_point: str) -> tuple[tuple[str, str], ...]:
     spec = yaml.safe_load(MLPROJECT_FILE.read_text())["entry_points"][entry_point]
-    return {
-        name: str(declared["default"])
+    return tuple(
+        (name, str(declared["default"]))
         for name, declared in spec.get("parameters", {}).items()
         if isinstance(declared, dict) and "default" in declared
-    }
+    )
 
 
 def fetch_data(data: str) -> HourlyBytes:

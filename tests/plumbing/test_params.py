@@ -14,6 +14,12 @@ def test_config_has_hyperparameters_for_every_model() -> None:
     assert set(settings.config()["models"]) == set(MODELS)
 
 
+def test_each_caller_gets_its_own_copy_of_the_declared_defaults() -> None:
+    declared = settings.parameter_defaults("main")
+    declared["model"] = "changed by one caller"
+    assert settings.parameter_defaults("main")["model"] == "xgb", "the next caller sees what MLproject says"
+
+
 def test_unknown_model_lists_the_configured_choices() -> None:
     with pytest.raises(PipelineError, match=r"unknown model 'lasso'; choose one of: xgb, rf, hgb, ridge"):
         validate_training("lasso", {})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 from mlflow.exceptions import MlflowException
 
 from demand.errors import PipelineError
@@ -38,6 +39,7 @@ def test_pipeline_logs_one_parent_and_a_finished_run_per_step(client, experiment
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert run.info.experiment_id == experiment_id
     assert [s.name for s in result.steps] == list(STEPS)
+    assert settings.config() == yaml.safe_load(settings.CONFIG_FILE.read_text()), "no step changes the config"
 
     ingest, featurize, train, evaluate, register = (runs[step][0] for step in STEPS)
     assert "data/hour.parquet" in artifact_paths(client, ingest.info.run_id)
