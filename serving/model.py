@@ -109,9 +109,10 @@ def input_schema() -> Schema:
     """The hour.csv columns the model takes, typed as JSON carries them (dates as YYYY-MM-DD text); the
     counts, which a record may carry and the model ignores, are optional.
 
-    MLflow enforces it before the model runs (types only: a number sent as text is refused); the model's
-    own check (BikeDemandModel) then applies the rest of the contract, naming the column, the rule and the
-    records. MLflow's own refusals quote the request: the front (serving/front.py) words them as the
+    MLflow enforces it before the model runs (types only; its scoring server first casts a JSON request's
+    columns to these types, see serving/answers.py); the model's own check (BikeDemandModel) then applies
+    the rest of the contract, naming the column, the rule and the records. MLflow's own refusals quote the
+    request: the front (serving/front.py, serving/answers.py) words them as the
     model's check does."""
     return Schema(
         [ColSpec(_column_type(column), column) for column in MODEL_INPUT_COLUMNS]
