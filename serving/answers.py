@@ -59,11 +59,16 @@ def _refused(status: int, kind: str, request: bytes) -> tuple[int, str, str]:
     records = _records(kind, request)
     if records is None:
         return status, "BAD_REQUEST", _unreadable(kind, request)
+    return 400, "INVALID_PARAMETER_VALUE", _what_is_wrong(records)
+
+
+def _what_is_wrong(records: pd.DataFrame) -> str:
+    """The model's check's words for records MLflow refused, or else: a column's type."""
     try:
         checked_records(records)
     except InvalidRecords as refused:
-        return 400, "INVALID_PARAMETER_VALUE", shown(refused.message, MAX_MESSAGE_CHARS)
-    return 400, "INVALID_PARAMETER_VALUE", TYPES_HINT
+        return shown(refused.message, MAX_MESSAGE_CHARS)
+    return TYPES_HINT
 
 
 def refuse_what_mlflow_would_cast(kind: str, body: bytes) -> None:
@@ -72,8 +77,7 @@ def refuse_what_mlflow_would_cast(kind: str, body: bytes) -> None:
     refused here, in the model's words."""
     records = _records(kind, body) if kind == "JSON" else None
     if records is not None and any(_cast_away(records[c]) for c in INTEGER_RANGES if c in records.columns):
-        _, code, message = _refused(400, kind, body)
-        raise RequestRefusedError(400, code, message)
+        raise RequestRefusedError(400, "INVALID_PARAMETER_VALUE", _what_is_wrong(records))
 
 
 def _cast_away(values: pd.Series) -> bool:
