@@ -8,7 +8,8 @@ EXPERIMENT ?= bike-sharing-demand
 # install, as pip writes them, later runs start no slower either.
 ENV_MANAGER ?= uv
 export UV_COMPILE_BYTECODE ?= 1
-# Test processes for `make test`. On 2 cores, two: three ran no faster (14:26 against 14:45) and slowed the fault tests.
+# Test processes for `make test`. On 2 cores, two: three ran no faster (14:26 against 14:45 of pytest)
+# and slowed the fault tests.
 TEST_WORKERS ?= 2
 # Extra arguments for `mlflow run`, e.g. ARGS="-P model=rf".
 ARGS ?=
