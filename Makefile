@@ -13,8 +13,6 @@ export UV_COMPILE_BYTECODE ?= 1
 TEST_WORKERS ?= 2
 # Extra arguments for `mlflow run`, e.g. ARGS="-P model=rf".
 ARGS ?=
-# BIKE_SHARING_DATA, when set, is passed as -P data (unless ARGS has one), so that params.data names it.
-DATA_ARGS := $(if $(BIKE_SHARING_DATA),$(if $(findstring data=,$(ARGS)),,-P data=$(abspath $(BIKE_SHARING_DATA))))
 # The venv's tools come first, so `mlflow run --env-manager local` runs the steps with them.
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -38,8 +36,8 @@ $(VENV)/.installed-spark: $(VENV)/.installed requirements-spark.txt
 	touch $@
 
 run: install ## Run the whole pipeline: mlflow run . (ENV_MANAGER=..., ARGS="-P model=rf")
-	$(BIN)/python -m scripts.preflight $(DATA_ARGS) $(ARGS)
-	$(BIN)/mlflow run . --experiment-name $(EXPERIMENT) --env-manager $(ENV_MANAGER) $(DATA_ARGS) $(ARGS)
+	$(BIN)/python -m scripts.preflight $(ARGS)
+	$(BIN)/mlflow run . --experiment-name $(EXPERIMENT) --env-manager $(ENV_MANAGER) $(ARGS)
 
 rerun: install ## The scheduled rerun: reuse what did not change, fail fast if the server is down
 	scripts/rerun $(ARGS)

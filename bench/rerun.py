@@ -26,9 +26,9 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from bench.pipeline import BIN, PROJECT_DIR, hour_csv_from_environment, mlflow_run_command, timed
-from plumbing.cache import find_reusable
-from plumbing.keys import key_tags
 from plumbing.names import CACHE_KEY_TAG, ENTRY_POINT_TAG, OUTPUT_DIGEST_TAG, OUTPUTS_TAG, STEPS
+from plumbing.pipeline.cache import find_reusable
+from plumbing.pipeline.keys import key_tags
 
 RERUN_TARGET = 0.35
 LOOKUP_TARGET = 1.5

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -22,12 +22,13 @@ def read_csv_text(data: bytes, label: str) -> pd.DataFrame:
         return pd.read_csv(io.BytesIO(data), **TEXT_CELLS)
 
 
-def read_csv_chunks(path: str | Path, label: str, rows: int) -> Iterator[pd.DataFrame]:
-    """The CSV at `path` as read_csv_text reads it, `rows` data rows at a time: memory stays flat however
-    long the file. The index keeps counting across chunks, so messages name the file's own lines. A file
-    with a header and no rows gives one empty chunk (pandas does so), which parse_records refuses."""
+def read_csv_chunks(source: IO[bytes], label: str, rows: int) -> Iterator[pd.DataFrame]:
+    """The CSV in `source` (an open binary file) as read_csv_text reads it, `rows` data rows at a time:
+    memory stays flat however long the file. The index keeps counting across chunks, so messages name
+    the file's own lines. A file with a header and no rows gives one empty chunk (pandas does so), which
+    parse_records refuses."""
     with _readable(label):
-        yield from pd.read_csv(path, chunksize=rows, **TEXT_CELLS)
+        yield from pd.read_csv(source, chunksize=rows, **TEXT_CELLS)
 
 
 @contextmanager
@@ -37,5 +38,5 @@ def _readable(label: str) -> Iterator[None]:
     except pd.errors.EmptyDataError:
         raise PipelineError(f"{label} is empty; expected the UCI hour.csv with a header row") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        reason = str(error).strip().splitlines()[-1]
+        reason = str(error).strip().splitlines()[-1]  # pandas puts the cause last
         raise PipelineError(f"{label} is not a readable CSV ({reason}); expected the UCI hour.csv") from None

@@ -21,6 +21,12 @@ def quoted(value: object, limit: int = SHOWN_CHARS) -> str:
     return f"'{shown(value, limit)}'"
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def shown_path(path: object) -> str:
     """`shown`, with room for a whole path or URI."""
     return shown(path, PATH_CHARS)

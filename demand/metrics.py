@@ -48,6 +48,15 @@ def kaggle_protocol(test: pd.DataFrame, predicted: np.ndarray, winner_rmsle: flo
     }
 
 
+def kaggle_comparison(scores: dict[str, float]) -> str:
+    """The Kaggle protocol's score next to the winners', in one sentence (for the summary and the report)."""
+    return (
+        f"RMSLE {scores['kaggle_rmsle']:.4f} on {scores['kaggle_test_rows']:.0f} rows (days 20 and later of "
+        f"each month); the winners scored {scores['kaggle_winner_rmsle']} on a hidden public/private split "
+        "of the same rows"
+    )
+
+
 def skill(model_rmse: float, baseline_rmse: float) -> float:
     """1 - RMSE(model) / RMSE(baseline): 0 is no better than the baseline, 1 is perfect."""
     return 1.0 - model_rmse / baseline_rmse

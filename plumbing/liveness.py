@@ -34,9 +34,6 @@ from plumbing.names import (
 log = logging.getLogger(__name__)
 # In /proc/<pid>/stat, after the command name: the 20th field is the start time (field 22 in proc(5)).
 PROC_STAT_STARTTIME = 19
-BEATING_RUNS: set[str] = set()  # the open runs of this process, which the heartbeat refreshes
-BEATING_LOCKS: dict[str, str] = {}  # the locks (registered model names) this process holds: their owner run
-_beating = False
 
 
 def liveness_tags() -> dict[str, str]:
@@ -87,36 +84,51 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-@contextmanager
-def heartbeat(client: MlflowClient, interval: float) -> Iterator[None]:
-    """Refresh the heartbeat of this process's open runs and locks from a background thread.
-    Nested uses share the one thread."""
-    global _beating  # noqa: PLW0603 - one heartbeat thread per process
-    if _beating:
-        yield
-        return
-    stop = threading.Event()
-    thread = threading.Thread(target=_beat, args=(client, interval, stop), name="heartbeat", daemon=True)
-    _beating = True
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=interval)
-        _beating = False
+class Heartbeat:
+    """Refreshes the heartbeat tag of this process's open runs and held locks from a background thread,
+    while at least one `beating` block is open (the outermost step run opens one: plumbing/tracking.py)."""
 
+    def __init__(self) -> None:
+        self.runs: set[str] = set()  # open runs
+        self.locks: dict[str, str] = {}  # held locks (registered model names): their owner run
+        self._open = 0
 
-def _beat(client: MlflowClient, interval: float, stop: threading.Event) -> None:
-    while not stop.wait(interval):
-        now = str(int(time.time()))
-        beats = [(client.set_tag, run_id) for run_id in list(BEATING_RUNS)]
-        beats += [(_beat_lock(client, owner), name) for name, owner in list(BEATING_LOCKS.items())]
-        for set_tag, target in beats:
+    @contextmanager
+    def beating(self, client: MlflowClient, interval: float) -> Iterator[None]:
+        """Beat while the block runs; nested blocks share the one thread."""
+        self._open += 1
+        if self._open > 1:
             try:
-                set_tag(target, HEARTBEAT_TAG, now)
-            except Exception as error:  # one missed beat is not fatal, and must not skip the others
-                log.warning("heartbeat for %s failed: %s", target, error)
+                yield
+            finally:
+                self._open -= 1
+            return
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._beat, args=(client, interval, stop), name="heartbeat", daemon=True
+        )
+        thread.start()
+        try:
+            yield
+        finally:
+            self._open -= 1
+            stop.set()
+            thread.join(timeout=interval)
+
+    def _beat(self, client: MlflowClient, interval: float, stop: threading.Event) -> None:
+        while not stop.wait(interval):
+            now = str(int(time.time()))
+            beats = [(client.set_tag, run_id) for run_id in list(self.runs)]
+            beats += [(_beat_lock(client, owner), name) for name, owner in list(self.locks.items())]
+            for set_tag, target in beats:
+                try:
+                    set_tag(target, HEARTBEAT_TAG, now)
+                except Exception as error:  # one missed beat is not fatal, and must not skip the others
+                    log.warning("heartbeat for %s failed: %s", target, error)
+
+
+# The process's one heartbeat: the runs and locks of a process are alive together or dead together.
+HEARTBEAT = Heartbeat()
 
 
 def _beat_lock(client: MlflowClient, owner: str) -> Callable[[str, str, str], None]:

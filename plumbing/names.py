@@ -25,7 +25,7 @@ DATASET_NAME = "bike-sharing-hourly"
 ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 
-# Tags of the pipeline's own bookkeeping (plumbing/keys.py, cache.py, lock.py, liveness.py).
+# Tags of the pipeline's own bookkeeping (plumbing/pipeline/keys.py, cache.py, lock.py, liveness.py).
 CACHE_KEY_TAG = "pipeline.cache_key"
 # The key again, in a tag's name: stores index tags by name, so the lookup never scans every run's key.
 CACHE_INDEX_TAG_PREFIX = "pipeline.cache."

@@ -14,12 +14,14 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.utils import mlflow_tags
 
 from demand.errors import PipelineError, quoted, shown
 from demand.promotion import CHALLENGER, CHAMPION, Comparison, decide, paired_bootstrap, unseen_by_champion
 from demand.schema import TARGET, model_inputs
 from demand.split import day_ranges
 from plumbing import settings
+from plumbing.artifacts import load_model, read_table
 from plumbing.names import (
     CACHE_KEY_TAG,
     ENTRY_POINT_TAG,
@@ -28,10 +30,9 @@ from plumbing.names import (
     PARENT_RUN_TAG,
     TRAIN_FILE,
 )
-from plumbing.tracking import load_model, read_table
 
-GIT_COMMIT_TAG = "mlflow.source.git.commit"
-MODEL_DIGEST_TAG = "model_digest"  # on each version: the model, code included (keys.shipped_model_digest)
+# On each version: the model with its code and pins (serving/model.py model_identity).
+MODEL_DIGEST_TAG = "model_digest"
 TRAIN_DAYS_TAG = "train_days"  # on each version: the days it was trained on (demand/split.py day_ranges)
 DECISION_TAG = "promotion"  # on each version: the alias it got and why
 
@@ -49,7 +50,7 @@ def lineage(client: MlflowClient, model_uri: str, parent_run_id: str | None) -> 
         "train_run_id": trained.info.run_id,
         "model": params.get("model", "unknown"),
         "hyperparameters": json.dumps(hyperparameters, sort_keys=True),
-        "git_commit": tags.get(GIT_COMMIT_TAG, "unknown"),
+        "git_commit": tags.get(mlflow_tags.MLFLOW_GIT_COMMIT, "unknown"),
         MODEL_DIGEST_TAG: tags[OUTPUT_DIGEST_TAG],
         "parent_run_id": parent_run_id or "none",
     }
@@ -62,7 +63,7 @@ def lineage(client: MlflowClient, model_uri: str, parent_run_id: str | None) -> 
                 found[f"cache_key.{step}"] = key
             if step == "ingest" and KEY_PARTS_TAG in run.data.tags:
                 found["data_sha256"] = json.loads(run.data.tags[KEY_PARTS_TAG])["inputs"]["data"]
-                found["data_source"] = run.data.params.get("data_source", "unknown")
+                found["data_source"] = run.data.params.get("data", "unknown")
     return found
 
 

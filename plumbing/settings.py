@@ -6,14 +6,11 @@ The step CLIs read their defaults from here, so a default is written once and ca
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-from demand.sources import HourlyBytes, fetch_hourly
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CONFIG_FILE = PROJECT_DIR / "config.yaml"
@@ -57,17 +54,4 @@ def _declared_defaults(entry_point: str) -> tuple[tuple[str, str], ...]:
         (name, str(declared["default"]))
         for name, declared in spec.get("parameters", {}).items()
         if isinstance(declared, dict) and "default" in declared
-    )
-
-
-def fetch_data(data: str) -> HourlyBytes:
-    """hour.csv for the `data` parameter, with the project's defaults: the MLproject default source (which
-    BIKE_SHARING_DATA replaces), its pinned sha256, and the download timeout."""
-    options = config()["ingest"]
-    return fetch_hourly(
-        data,
-        parameter_defaults("ingest")["data"],
-        options["uci_hour_csv_sha256"],
-        options["download_timeout_seconds"],
-        os.environ,
     )

@@ -1,4 +1,4 @@
-"""MLflow plumbing shared by the steps: the run a step logs into, what it hands on, artifact I/O."""
+"""The run a step logs into, and what it hands on: its output artifacts, their URIs and digest."""
 
 from __future__ import annotations
 
@@ -6,27 +6,24 @@ import hashlib
 import json
 import logging
 import os
-import re
 import tempfile
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import mlflow
-import pandas as pd
+from mlflow.utils import mlflow_tags
 
-from demand.errors import PipelineError, shown, shown_path
-from plumbing.cli import Interrupted, server_trouble
-from plumbing.liveness import BEATING_RUNS, liveness_tags
+from demand.errors import PipelineError
+from plumbing import settings
+from plumbing.cli import Interrupted
+from plumbing.liveness import HEARTBEAT, liveness_tags
 from plumbing.names import (
     ENTRY_POINT_TAG,
     MARKED_FAILED_TAG,
     OUTPUT_DIGEST_TAG,
     OUTPUTS_TAG,
-    SPLIT_FILE,
     SUMMARY_TAG,
 )
 
@@ -35,23 +32,18 @@ log = logging.getLogger(__name__)
 # Tags `mlflow run` puts on an entry point's run; a nested step run copies them from its parent, so it
 # looks exactly like the run of `mlflow run . -e <step>`.
 PROJECT_RUN_TAGS = (
-    "mlflow.user",
-    "mlflow.source.name",
-    "mlflow.source.type",
-    "mlflow.source.git.commit",
-    "mlflow.source.git.branch",
-    "mlflow.source.git.repoURL",
-    "mlflow.gitRepoURL",
-    "mlflow.project.env",
-    "mlflow.project.backend",
+    mlflow_tags.MLFLOW_USER,
+    mlflow_tags.MLFLOW_SOURCE_NAME,
+    mlflow_tags.MLFLOW_SOURCE_TYPE,
+    mlflow_tags.MLFLOW_GIT_COMMIT,
+    mlflow_tags.MLFLOW_GIT_BRANCH,
+    mlflow_tags.MLFLOW_GIT_REPO_URL,
+    "mlflow.gitRepoURL",  # the older name of the repository's URL, which `mlflow run` still sets
+    mlflow_tags.MLFLOW_PROJECT_ENV,
+    mlflow_tags.MLFLOW_PROJECT_BACKEND,
 )
-# A run's artifact, a logged model (models:/m-...) or a model version (models:/name/3): never rewritten.
-UNCHANGING_URI = re.compile(r"runs:/|models:/[^@]+/\d+$|models:/m-[0-9a-f]+$")
-KEPT_READS = 8
-_KEPT: OrderedDict[tuple[str, str], Any] = OrderedDict()
 BEFORE_IT_STARTED = "before it started (`mlflow run` took over pipeline.orphan_after_seconds to get here)"
 WHILE_IT_LOOKED_DEAD = "while this process looked dead (paused or suspended?)"
-URI_HINT = "pass a URI that the previous step logged (its run's artifacts or models:/<id>)"
 
 
 @dataclass(frozen=True)
@@ -71,7 +63,8 @@ def step_run(entry_point: str, given: dict[str, str] | None = None) -> Iterator[
 
     Inside `mlflow run` the latter resumes the run that `mlflow run` created (MLFLOW_RUN_ID), which logged
     the entry point's parameters; a run this process creates logs them from `given`.
-    An exception marks the run FAILED; an interruption (SIGTERM, SIGINT) marks it KILLED.
+    An exception marks the run FAILED; an interruption (SIGTERM, SIGINT) marks it KILLED. While it is
+    open, the process's heartbeat refreshes it (plumbing/liveness.py).
     """
     run_tags = {**liveness_tags(), ENTRY_POINT_TAG: entry_point}
     parent = mlflow.active_run()
@@ -82,13 +75,14 @@ def step_run(entry_point: str, given: dict[str, str] | None = None) -> Iterator[
         parent_tags = mlflow.get_run(parent.info.run_id).data.tags
         run_tags |= {key: parent_tags[key] for key in PROJECT_RUN_TAGS if key in parent_tags}
         context = mlflow.start_run(run_name=entry_point, nested=True, tags=run_tags)
-    with context as run:
+    interval = settings.config()["pipeline"]["heartbeat_seconds"]
+    with HEARTBEAT.beating(mlflow.MlflowClient(), interval), context as run:
         if parent is None:  # a run `mlflow run` made: another pipeline may have judged it an orphan
             _refuse_if_marked_failed(run.info.run_id, BEFORE_IT_STARTED)
             mlflow.set_tags(run_tags)
             if given and not launched:
                 mlflow.log_params(given)
-        BEATING_RUNS.add(run.info.run_id)
+        HEARTBEAT.runs.add(run.info.run_id)
         try:
             yield run
             _refuse_if_marked_failed(run.info.run_id, WHILE_IT_LOOKED_DEAD)
@@ -96,7 +90,7 @@ def step_run(entry_point: str, given: dict[str, str] | None = None) -> Iterator[
             mlflow.end_run("KILLED")
             raise
         finally:
-            BEATING_RUNS.discard(run.info.run_id)
+            HEARTBEAT.runs.discard(run.info.run_id)
 
 
 def _refuse_if_marked_failed(run_id: str, when: str) -> None:
@@ -133,82 +127,19 @@ def artifact_uri(run_id: str, path: str) -> str:
     return f"runs:/{run_id}/{path}"
 
 
-def read_table(uri: str, what: str) -> pd.DataFrame:
-    """A Parquet table logged as an artifact, read through a temporary copy (once per process)."""
-    return read_once(uri, lambda: read_artifact(uri, what, pd.read_parquet)).copy()
-
-
-def read_split(features: str) -> dict[str, Any]:
-    """The split and test_days that made the features folder at `features`."""
-    uri = f"{features}/{SPLIT_FILE}"
-    return dict(read_once(uri, lambda: read_artifact(uri, "split file", _json)))
-
-
-def _json(path: str) -> Any:
-    return json.loads(Path(path).read_text())
-
-
-def read_once(uri: str, read: Callable[[], Any]) -> Any:
-    """What `read` returns for `uri`, read once per process when the URI names something that cannot
-    change: `main` runs every step in one process, and train, evaluate and register read the same tables
-    and model. Aliases (models:/name@champion) are read every time. The newest KEPT_READS are kept."""
-    if not UNCHANGING_URI.match(uri):
-        return read()
-    key = (mlflow.get_tracking_uri(), uri)
-    if key not in _KEPT:
-        _KEPT[key] = read()
-        while len(_KEPT) > KEPT_READS:
-            _KEPT.popitem(last=False)
-    _KEPT.move_to_end(key)
-    return _KEPT[key]
-
-
-def read_artifact(uri: str, what: str, reader: Callable[[str], Any]) -> Any:
-    """An artifact read by `reader` from a temporary copy; a bad URI or file is one line."""
+def log_outputs(
+    files: dict[str, Callable[[Path], None]], outputs: dict[str, str], digested: tuple[str, ...] = ()
+) -> StepResult:
+    """Write each artifact (its path in the run → a function that writes it) in a scratch folder, log them
+    in the active run, and record what the step hands on: `outputs` (name → artifact path) as URIs, and
+    the sha256 of the artifacts named in `digested` (all of them when empty)."""
+    run_id = mlflow.active_run().info.run_id
+    uris = {name: artifact_uri(run_id, path) for name, path in outputs.items()}
     with tempfile.TemporaryDirectory() as scratch:
-        try:
-            path = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=scratch)
-            return reader(path)
-        except Exception as error:  # MLflow and pyarrow raise several types for a bad URI or file
-            if server_trouble(error):
-                raise  # not the URI's fault: run_cli says what happened
-            _raise_if_the_artifact_store_is_down(uri, what)
-            reason = _first_line(error)
-            raise PipelineError(
-                f"cannot read the {what} at {shown_path(uri)} ({shown(reason)}); {URI_HINT}"
-            ) from None
-
-
-def _raise_if_the_artifact_store_is_down(uri: str, what: str) -> None:
-    """A download that failed for a runs:/ URI: if even listing that run's artifacts fails, the store behind
-    the tracking server is down (MLflow reports it only as 'please ensure that the path is correct')."""
-    run_id = uri.removeprefix("runs:/").split("/", 1)[0]
-    if not uri.startswith("runs:/"):
-        return
-    try:
-        mlflow.MlflowClient().list_artifacts(run_id)
-    except Exception as error:  # MLflow and requests raise several types when the store does not answer
-        if getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
-            return  # no such run: the URI is wrong, which the caller says
-        raise PipelineError(
-            f"cannot read the {what}: the tracking server could not reach its artifact store "
-            f"({shown(_first_line(error))}); its log says why. Run again once it is back: finished steps "
-            "are reused"
-        ) from None
-
-
-def load_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
-    """The model logged at a model URI, as MLflow serves it (serving/model.py); loaded once per process."""
-    try:
-        return read_once(uri, lambda: mlflow.pyfunc.load_model(uri))
-    except Exception as error:  # as above
-        if server_trouble(error):
-            raise
-        raise PipelineError(
-            f"cannot load the model at {shown_path(uri)} ({shown(_first_line(error))}); {URI_HINT}"
-        ) from None
-
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+        root = Path(scratch)
+        for path, write in files.items():
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            write(root / path)
+        mlflow.log_artifacts(scratch)
+        digest = record_outputs(uris, [root / path for path in digested or files])
+    return StepResult(run_id, uris, digest)

@@ -6,7 +6,7 @@
 1. Every `-P name=value` has a name this project can take (letters, digits, _; at most 250). MLflow
    creates its run before it checks a name, then crashes on one it rejects and leaves that run RUNNING.
 2. A tracking server (http...) answers <uri>/health within the timeout; any HTTP answer counts as up.
-3. A local SQLite store exists and is current: created or upgraded under a file lock (plumbing/store.py),
+3. A local SQLite store exists and is current: created or upgraded under a file lock (scripts/store.py),
    so that two first runs never migrate a new store at once.
 """
 
@@ -22,7 +22,8 @@ from collections.abc import Iterator
 import mlflow
 
 from demand.errors import PipelineError, quoted
-from plumbing.store import prepare_store, redacted, repair_store, without_credentials
+from plumbing.faults import redacted, without_credentials
+from scripts.store import prepare_store, repair_store
 
 TIMEOUT_SECONDS = 10
 PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,249}")  # MLflow takes up to 250 characters

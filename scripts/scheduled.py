@@ -53,8 +53,7 @@ def main() -> None:
     for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
         os.environ.pop(name, None)
     os.environ["MLFLOW_EXPERIMENT_NAME"] = mlflow.set_experiment(experiment).name  # created if new
-    sys.argv = [main_step.__file__, *converted]
-    main_step.main()
+    main_step.main(converted)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ import secrets
 import sys
 from pathlib import Path
 
-from plumbing.store import redacted
+from demand.errors import first_line
+from plumbing.faults import redacted
 from scripts import stack_parts as parts
 from scripts import stack_services as services
 
@@ -144,7 +145,7 @@ def main() -> None:
     except parts.StackError as error:
         sys.exit(f"error: {error}")
     except Exception as error:  # psycopg2, boto3, requests: one line, never a traceback
-        sys.exit(f"error: {type(error).__name__}: {redacted(parts.first_line(error))}")
+        sys.exit(f"error: {type(error).__name__}: {redacted(first_line(error))}")
 
 
 if __name__ == "__main__":

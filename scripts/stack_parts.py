@@ -118,7 +118,3 @@ def waiting(what: str, where: str) -> Iterator[None]:
             print(f"  waiting for {what} at {where} ({time.monotonic() - started:.0f} s)", flush=True)
             said = time.monotonic()
         time.sleep(1)
-
-
-def first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]

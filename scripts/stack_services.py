@@ -10,12 +10,12 @@ from urllib.parse import urlsplit
 
 import requests
 
-from plumbing.store import redacted
+from demand.errors import first_line
+from plumbing.faults import redacted
 from scripts.stack_parts import (
     BIN,
     WEED_PORTS,
     StackError,
-    first_line,
     running,
     start,
     waiting,

@@ -16,6 +16,7 @@ import os
 import mlflow
 import uvicorn
 
+from demand.errors import first_line, shown, shown_path
 from serving.front import MAX_REQUEST_BYTES, MAX_REQUEST_BYTES_ENV, MODEL_PATH_ENV
 
 log = logging.getLogger("serving")
@@ -35,8 +36,8 @@ def main() -> None:
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=args.model_uri)
     except Exception as error:  # MLflow raises several types for a bad URI, alias or store
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise SystemExit(f"error: cannot load the model {args.model_uri[:200]} ({first_line})") from None
+        reason = shown(first_line(error), 300)
+        raise SystemExit(f"error: cannot load the model {shown_path(args.model_uri)} ({reason})") from None
     log.info("serving %s from %s on http://%s:%d", args.model_uri, local, args.host, args.port)
     os.environ[MODEL_PATH_ENV] = local
     os.environ[MAX_REQUEST_BYTES_ENV] = str(args.max_request_bytes)

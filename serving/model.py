@@ -13,7 +13,10 @@ column, the rule and the record numbers, and never the values sent.
 
 from __future__ import annotations
 
+import hashlib
+import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -39,8 +42,6 @@ from demand.schema import (
 
 SKOPS_FILE = "model.skops"
 LOADER_MODULE = __name__
-# The project packages a logged model carries as its code: this one, and the domain it imports.
-CODE_PACKAGES = ("serving", "demand")
 REQUEST_LABEL = "request"
 # The types a saved pipeline of any model in demand/models.py is built from, beyond those skops trusts by
 # default. tests/test_models.py saves and loads every model with it; a type missing here fails loading
@@ -55,6 +56,15 @@ TRUSTED_TYPES = (
     "demand.models.unchanged",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBRegressor",
+)
+
+
+# The modules a logged model runs when it scores: this loader, and the modules of the domain types that the
+# allow-list names (skops imports them to rebuild the pipeline). The model carries these and the project
+# modules they import, nothing else (plumbing/code.py finds them; steps/train.py passes them to log_model).
+SCORING_MODULES = (
+    LOADER_MODULE,
+    *sorted({name.rsplit(".", 1)[0] for name in TRUSTED_TYPES if name.startswith("demand.")}),
 )
 
 
@@ -128,13 +138,14 @@ SIGNATURE = ModelSignature(inputs=input_schema(), outputs=Schema([ColSpec("doubl
 
 
 def log_model(
-    pipeline: Any, example: pd.DataFrame, name: str, project_dir: Path, requirements: Path
+    pipeline: Any, example: pd.DataFrame, name: str, code: ShippedCode, requirements: Path
 ) -> mlflow.models.model.ModelInfo:
-    """Log the pipeline in the active run as the pyfunc model of this module, with SIGNATURE, the
-    packages CODE_PACKAGES of `project_dir` as its code, and the pins of `requirements`."""
+    """Log the pipeline in the active run as the pyfunc model of this module, with SIGNATURE, exactly the
+    `code` that scoring runs, and the pins of `requirements`."""
     with tempfile.TemporaryDirectory() as scratch:
         saved = Path(scratch) / SKOPS_FILE
         save_pipeline(pipeline, saved)
+        packages = code.copy_to(Path(scratch) / "code")
         return mlflow.models.Model.log(
             artifact_path=None,
             name=name,
@@ -143,12 +154,38 @@ def log_model(
             validate_serving_input=False,
             loader_module=LOADER_MODULE,
             data_path=str(saved),
-            code_paths=[str(project_dir / package) for package in CODE_PACKAGES],
+            code_paths=[str(package) for package in packages],
             pip_requirements=str(requirements),
             signature=SIGNATURE,
             input_example=example,
             metadata={"contract": "demand/schema.py"},
         )
+
+
+@dataclass(frozen=True)
+class ShippedCode:
+    """The project files a logged model carries: paths relative to `root`, the project folder."""
+
+    root: Path
+    files: tuple[str, ...]
+
+    def copy_to(self, folder: Path) -> list[Path]:
+        """The files, with each package's __init__.py, copied under `folder`; its package folders."""
+        packages = sorted({Path(name).parts[0] for name in self.files})
+        for name in {*self.files, *(f"{package}/__init__.py" for package in packages)}:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(self.root / name, folder / name)
+        return [folder / package for package in packages]
+
+
+def model_identity(fitted_digest: str, code: ShippedCode, requirements: Path) -> str:
+    """What a logged model is: its fitted state, the code it carries and the requirements it pins. A change
+    to any of them is a different model: evaluate and register run again, and the registry sees a new one."""
+    digest = hashlib.sha256(f"{fitted_digest}\0".encode())
+    for name in sorted(code.files):
+        digest.update(name.encode() + b"\0" + (code.root / name).read_bytes() + b"\0")
+    digest.update(requirements.read_bytes())
+    return digest.hexdigest()
 
 
 class PyfuncUnvalidated:

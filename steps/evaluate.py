@@ -14,7 +14,8 @@ Artifacts:
 from __future__ import annotations
 
 import logging
-import tempfile
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import mlflow
@@ -25,24 +26,15 @@ from demand.plots import evaluation_figures, png_bytes
 from demand.report import render_report
 from demand.schema import model_inputs
 from plumbing import settings
+from plumbing.artifacts import load_model, read_features
 from plumbing.cli import argument_parser, run_cli
 from plumbing.names import (
     FEATURES_DIR,
     PLOTS_DIR,
     PREDICTIONS_ARTIFACT,
     REPORT_ARTIFACT,
-    TEST_FILE,
-    TRAIN_FILE,
 )
-from plumbing.tracking import (
-    StepResult,
-    artifact_uri,
-    load_model,
-    read_split,
-    read_table,
-    record_outputs,
-    step_run,
-)
+from plumbing.tracking import StepResult, log_outputs, step_run
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +42,14 @@ log = logging.getLogger(__name__)
 def evaluate(features: str, model_uri: str) -> StepResult:
     """Score, plot and report in the active run."""
     mlflow.log_params({"features": features, "model_uri": model_uri})
-    train = read_table(f"{features}/{TRAIN_FILE}", "training rows")
-    test = read_table(f"{features}/{TEST_FILE}", "test rows")
+    folder = read_features(features)
+    train, test = folder.train, folder.test
     model = load_model(model_uri)
     scores = metrics.holdout_scores(train, test, model.predict(model_inputs(test)))
     options = settings.config()["evaluate"]
     kaggle = (
         metrics.kaggle_protocol(test, scores.predicted, options["kaggle_winner_rmsle"])
-        if read_split(features)["split"] == "kaggle"
+        if folder.split == "kaggle"
         else {}
     )
     mlflow.log_metrics(scores.metrics | kaggle)
@@ -70,37 +62,30 @@ def evaluate(features: str, model_uri: str) -> StepResult:
         "training rows": str(len(train)),
     }
     if kaggle:
-        context["Kaggle protocol"] = (
-            f"RMSLE {kaggle['kaggle_rmsle']:.5f} on {kaggle['kaggle_test_rows']:.0f} rows (days 20+ of each "
-            f"month); the winners scored {kaggle['kaggle_winner_rmsle']} on a hidden public/private split "
-            "of the same rows"
-        )
+        context["Kaggle protocol"] = metrics.kaggle_comparison(kaggle)
     report = render_report(
         "Bike-sharing demand: holdout evaluation", context, scores.by_name, scores.skills, pictures
     )
-    run_id = mlflow.active_run().info.run_id
-    outputs = {
-        "report": artifact_uri(run_id, REPORT_ARTIFACT),
-        "predictions": artifact_uri(run_id, PREDICTIONS_ARTIFACT),
-    }
-    with tempfile.TemporaryDirectory() as scratch:
-        root = Path(scratch)
-        (root / PLOTS_DIR).mkdir()
-        for name, png in pictures.items():
-            (root / PLOTS_DIR / f"{name}.png").write_bytes(png)
-        (root / REPORT_ARTIFACT).write_text(report)
-        test.assign(predicted=scores.predicted).to_parquet(root / PREDICTIONS_ARTIFACT, index=False)
-        mlflow.log_artifacts(scratch)
-        digest = record_outputs(outputs, [root / REPORT_ARTIFACT, root / PREDICTIONS_ARTIFACT])
+    predictions = test.assign(predicted=scores.predicted)
+    plots = {f"{PLOTS_DIR}/{name}.png": partial(Path.write_bytes, data=png) for name, png in pictures.items()}
+    result = log_outputs(
+        {
+            **plots,
+            REPORT_ARTIFACT: partial(Path.write_text, data=report),
+            PREDICTIONS_ARTIFACT: partial(predictions.to_parquet, index=False),
+        },
+        outputs={"report": REPORT_ARTIFACT, "predictions": PREDICTIONS_ARTIFACT},
+        digested=(REPORT_ARTIFACT, PREDICTIONS_ARTIFACT),
+    )
     log.info("Test RMSE %.2f over %d rows", scores.metrics["rmse"], len(test))
-    return StepResult(run_id, outputs, digest, scores.metrics | kaggle)
+    return replace(result, metrics=scores.metrics | kaggle)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argument_parser(__doc__)
     parser.add_argument("--features", required=True, help=f"e.g. runs:/<featurize run id>/{FEATURES_DIR}")
     parser.add_argument("--model_uri", required=True, help="e.g. models:/<model id>")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     def work() -> None:
         with step_run("evaluate"):

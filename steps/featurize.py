@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
-from pathlib import Path
 
 import mlflow
 
 from demand.features import describe_features
 from demand.split import describe_split, split_table
 from plumbing import settings
+from plumbing.artifacts import read_table
 from plumbing.cli import argument_parser, run_cli
 from plumbing.names import (
     FEATURES_DESCRIPTION_FILE,
@@ -33,7 +32,7 @@ from plumbing.names import (
     TRAIN_FILE,
 )
 from plumbing.params import validate_split
-from plumbing.tracking import StepResult, artifact_uri, read_table, record_outputs, step_run
+from plumbing.tracking import StepResult, log_outputs, step_run
 
 log = logging.getLogger(__name__)
 
@@ -45,32 +44,33 @@ def featurize(table: str, split: str, test_days: int) -> StepResult:
     train, test = split_table(frame, split, test_days)
     mlflow.log_params(describe_split(train, test))
     mlflow.log_metrics({"train_rows": len(train), "test_rows": len(test)})
-    run_id = mlflow.active_run().info.run_id
-    outputs = {
-        "features": artifact_uri(run_id, FEATURES_DIR),
-        "train": artifact_uri(run_id, f"{FEATURES_DIR}/{TRAIN_FILE}"),
-        "test": artifact_uri(run_id, f"{FEATURES_DIR}/{TEST_FILE}"),
+    folder = {
+        TRAIN_FILE: lambda path: train.to_parquet(path, index=False),
+        TEST_FILE: lambda path: test.to_parquet(path, index=False),
+        FEATURES_DESCRIPTION_FILE: lambda path: path.write_text(
+            json.dumps(describe_features(train), indent=2)
+        ),
+        SPLIT_FILE: lambda path: path.write_text(json.dumps({"split": split, "test_days": test_days})),
     }
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(scratch) / FEATURES_DIR
-        folder.mkdir()
-        train.to_parquet(folder / TRAIN_FILE, index=False)
-        test.to_parquet(folder / TEST_FILE, index=False)
-        (folder / FEATURES_DESCRIPTION_FILE).write_text(json.dumps(describe_features(train), indent=2))
-        (folder / SPLIT_FILE).write_text(json.dumps({"split": split, "test_days": test_days}))
-        mlflow.log_artifacts(str(folder), FEATURES_DIR)
-        digest = record_outputs(outputs, list(folder.iterdir()))
+    result = log_outputs(
+        {f"{FEATURES_DIR}/{name}": write for name, write in folder.items()},
+        outputs={
+            "features": FEATURES_DIR,
+            "train": f"{FEATURES_DIR}/{TRAIN_FILE}",
+            "test": f"{FEATURES_DIR}/{TEST_FILE}",
+        },
+    )
     log.info("Split %d train and %d test rows (%s)", len(train), len(test), split)
-    return StepResult(run_id, outputs, digest)
+    return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     defaults = settings.parameter_defaults("featurize")
     parser = argument_parser(__doc__)
     parser.add_argument("--table", required=True, help=f"e.g. runs:/<ingest run id>/{TABLE_ARTIFACT}")
     parser.add_argument("--split", default=defaults["split"])
     parser.add_argument("--test_days", default=defaults["test_days"])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     def work() -> None:
         split, test_days = validate_split(args.split, args.test_days)

@@ -2,8 +2,13 @@
 
 Parameters:
     data: an http(s) URL, a local UCI zip, a local hour.csv, or a folder holding hour.csv. The MLproject
-        default is the official UCI download; BIKE_SHARING_DATA, when set, replaces that default.
-Artifacts:
+        default is the official UCI download, checked against the sha256 pinned in config.yaml; offline,
+        BIKE_SHARING_DATA names a copy of it (plumbing/data_source.py).
+Logged:
+    params data (as given), data_sha256 (of hour.csv's exact bytes),
+        data_checksum (`pinned` for the UCI download, else `recorded`), first_day, last_day; tag
+        data_read_from (the file read: the download's cached copy, the offline copy, or the file itself);
+        metrics rows, days, cnt_total.
     data/hour.parquet: the validated table, typed and sorted by (dteday, hr).
     An MLflow dataset input `bike-sharing-hourly` with the sha256 of the exact bytes read.
 """
@@ -11,64 +16,60 @@ Artifacts:
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 
 import mlflow
 
+from demand.hourly import describe_table, hourly_table
 from demand.schema import TARGET
-from demand.sources import HourlyBytes, describe_table, hourly_table, is_url
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
+from plumbing.data_source import HourlyBytes, fetch_data, is_url
 from plumbing.datasets import log_table_input
 from plumbing.names import DATASET_NAME, TABLE_ARTIFACT
-from plumbing.tracking import StepResult, artifact_uri, record_outputs, step_run
+from plumbing.tracking import StepResult, log_outputs, step_run
 
 log = logging.getLogger(__name__)
 DIGEST_LENGTH = 32  # MLflow stores at most 36 characters of a dataset digest; the full sha256 is a tag
 
 
-def ingest(data: str, hourly: HourlyBytes | None = None) -> StepResult:
-    """Fetch (unless `hourly` was fetched already), validate and log the data in the active run."""
-    hourly = hourly or settings.fetch_data(data)
-    table = hourly_table(hourly)
-    # `data` names what was read, unless `mlflow run -e ingest` logged it already, as passed.
-    if "data" not in mlflow.get_run(mlflow.active_run().info.run_id).data.params:
-        mlflow.log_param("data", hourly.source)
+def ingest(hourly: HourlyBytes) -> StepResult:
+    """Validate and log the fetched data in the active run."""
+    table = hourly_table(hourly.content, hourly.label)
+    mlflow.log_params(hourly.read_params())
     mlflow.log_params(
         {
-            "data_source": hourly.source,
-            "data_sha256": hourly.sha256,
             "data_checksum": "pinned" if hourly.pinned else "recorded",
             "first_day": str(table["dteday"].min().date()),
             "last_day": str(table["dteday"].max().date()),
         }
     )
+    mlflow.set_tag("data_read_from", hourly.read_from)
     mlflow.log_metrics(describe_table(table))
-    run_id = mlflow.active_run().info.run_id
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / Path(TABLE_ARTIFACT).name
-        table.to_parquet(path, index=False)
-        mlflow.log_artifact(str(path), str(Path(TABLE_ARTIFACT).parent))
-        digest = record_outputs({"table": artifact_uri(run_id, TABLE_ARTIFACT)}, [path])
-    dataset_source = hourly.source if is_url(hourly.source) else Path(hourly.source).as_uri()
+    result = log_outputs(
+        {TABLE_ARTIFACT: lambda path: table.to_parquet(path, index=False)}, outputs={"table": TABLE_ARTIFACT}
+    )
     log_table_input(
-        table, source=dataset_source, name=DATASET_NAME, target=TARGET,
-        digest=hourly.sha256[:DIGEST_LENGTH], context="ingest", tags={"sha256": hourly.sha256},
-    )  # fmt: skip
+        table,
+        source=hourly.source if is_url(hourly.source) else Path(hourly.read_from).as_uri(),
+        name=DATASET_NAME,
+        target=TARGET,
+        digest=hourly.sha256[:DIGEST_LENGTH],
+        context="ingest",
+        tags={"sha256": hourly.sha256},
+    )
     log.info("Validated %d rows from %s (sha256 %s)", len(table), hourly.label, hourly.sha256)
-    return StepResult(run_id, {"table": artifact_uri(run_id, TABLE_ARTIFACT)}, digest)
+    return result
 
 
-def main() -> None:
-    defaults = settings.parameter_defaults("ingest")
+def main(argv: list[str] | None = None) -> None:
     parser = argument_parser(__doc__)
-    parser.add_argument("--data", default=defaults["data"])
-    args = parser.parse_args()
+    parser.add_argument("--data", default=settings.parameter_defaults("ingest")["data"])
+    args = parser.parse_args(argv)
 
     def work() -> None:
         with step_run("ingest"):
-            ingest(args.data)
+            ingest(fetch_data(args.data))
 
     run_cli(work)
 

@@ -5,7 +5,7 @@ Parameters:
     output: where to write the predictions: a CSV of the input's records and `predicted_cnt`, in input order.
     model_uri: empty for the @champion of model_name, or any model URI (models:/<name>/<version>, ...).
     model_name: the registered model whose champion is used by default.
-    engine: pandas (this process) or spark (Apache Spark, plumbing/spark_scoring.py; `make install-spark`).
+    engine: pandas (this process) or spark (Apache Spark, plumbing/spark/scoring.py; `make install-spark`).
     spark_master: where engine=spark runs: local[*] (every core here), local[N], or a cluster's master URL.
 Logged: params resolved_model_uri, model_version, engine (resolved_spark_master on Spark), tags input_sha256
 and input_path, metric rows. Both engines write the same file, only once every record is scored. pandas
@@ -29,12 +29,13 @@ from demand.csv_text import read_csv_chunks
 from demand.errors import shown_path
 from demand.schema import PREDICTION_COLUMN, model_inputs, parse_records
 from plumbing import settings
+from plumbing.artifacts import load_model
 from plumbing.cli import argument_parser, run_cli
 from plumbing.files import csv_written_atomically, file_sha256, output_file, readable_file
 from plumbing.params import parse_choice, parse_model_name
 from plumbing.registry import resolve_model
-from plumbing.spark_scoring import parse_spark_master, require_pyspark, scored_on_spark, spark_session
-from plumbing.tracking import StepResult, load_model, step_run
+from plumbing.spark.scoring import parse_spark_master, require_pyspark, scored_on_spark, spark_session
+from plumbing.tracking import StepResult, step_run
 
 log = logging.getLogger(__name__)
 ENGINES = ("pandas", "spark")
@@ -47,13 +48,11 @@ def predict(
     model_uri: str,
     model_name: str,
     *,
-    engine: str | None = None,
-    spark_master: str | None = None,
+    engine: str,
+    spark_master: str,
 ) -> StepResult:
-    """Read, check, predict and write, chunk by chunk, logging into the active run. engine and
-    spark_master, checked by the caller, default to MLproject's."""
-    defaults = settings.parameter_defaults("predict")
-    engine, spark_master = engine or defaults["engine"], spark_master or defaults["spark_master"]
+    """Read, check, predict and write, chunk by chunk, logging into the active run (engine and
+    spark_master checked by the caller)."""
     target = output_file(output_path)
     source = readable_file(input_path, "input")
     label = shown_path(source)
@@ -75,9 +74,10 @@ def predict(
 
 def scored_with_pandas(source: Path, label: str, model: mlflow.pyfunc.PyFuncModel) -> Scored:
     """The input read, checked and scored in this process, `predict.chunk_rows` records at a time."""
-    for raw in read_csv_chunks(source, label, settings.config()["predict"]["chunk_rows"]):
-        inputs = model_inputs(parse_records(raw, label))
-        yield inputs, np.asarray(model.predict(inputs), dtype="float64")
+    with source.open("rb") as handle:
+        for raw in read_csv_chunks(handle, label, settings.config()["predict"]["chunk_rows"]):
+            inputs = model_inputs(parse_records(raw, label))
+            yield inputs, np.asarray(model.predict(inputs), dtype="float64")
 
 
 def write_predictions(target: Path, scored: Scored) -> int:
@@ -91,14 +91,14 @@ def write_predictions(target: Path, scored: Scored) -> int:
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     defaults = settings.parameter_defaults("predict")
     parser = argument_parser(__doc__)
     parser.add_argument("--input", required=True)
     parser.add_argument("--output", required=True)
     for name in ("model_uri", "model_name", "engine", "spark_master"):
         parser.add_argument(f"--{name}", default=defaults[name])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     def work() -> None:
         parse_model_name(args.model_name)

@@ -30,12 +30,13 @@ from demand.promotion import gate_failures
 from demand.schema import model_inputs
 from demand.split import day_ranges
 from plumbing import settings
+from plumbing.artifacts import load_model, read_features
 from plumbing.cli import argument_parser, run_cli
-from plumbing.lock import pipeline_lock
-from plumbing.names import FEATURES_DIR, PARENT_RUN_TAG, TEST_FILE, TRAIN_FILE
+from plumbing.names import FEATURES_DIR, PARENT_RUN_TAG
 from plumbing.params import parse_model_name
+from plumbing.pipeline.lock import pipeline_lock
 from plumbing.registry import TRAIN_DAYS_TAG, Candidate, lineage, promote
-from plumbing.tracking import StepResult, load_model, read_table, record_outputs, step_run
+from plumbing.tracking import StepResult, record_outputs, step_run
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ def register(features: str, model_uri: str, model_name: str) -> StepResult:
     client = MlflowClient()
     run = client.get_run(mlflow.active_run().info.run_id)
     mlflow.log_params({"features": features, "model_uri": model_uri, "model_name": model_name})
-    train = read_table(f"{features}/{TRAIN_FILE}", "training rows")
-    test = read_table(f"{features}/{TEST_FILE}", "test rows")
+    folder = read_features(features)
+    train, test = folder.train, folder.test
     predicted = np.asarray(load_model(model_uri).predict(model_inputs(test)), dtype="float64")
     scores = holdout_scores(train, test, predicted).metrics
     mlflow.log_metrics(scores)
@@ -60,10 +61,14 @@ def register(features: str, model_uri: str, model_name: str) -> StepResult:
         tags |= {f"holdout.skill_vs_{name}": f"{scores[f'skill_vs_{name}']:.4f}" for name in BASELINES}
         tags[TRAIN_DAYS_TAG] = day_ranges(train["dteday"])
         options = settings.config()["pipeline"]
-        with pipeline_lock(
-            client, f"registry.{model_name}", run.info.run_id,
-            wait=options["lock_wait_seconds"], stale_after=options["stale_after_seconds"],
-        ) as lock:  # fmt: skip
+        registry_lock = pipeline_lock(
+            client,
+            f"registry.{model_name}",
+            run.info.run_id,
+            wait=options["lock_wait_seconds"],
+            stale_after=options["stale_after_seconds"],
+        )
+        with registry_lock as lock:
             candidate = Candidate(model_uri, tags, test, predicted)
             outputs["version"], summary, comparison = promote(client, model_name, candidate, lock.check)
         mlflow.log_metrics(comparison)
@@ -76,13 +81,13 @@ def _digest(outputs: dict[str, str], summary: str) -> str:
     return hashlib.sha256(json.dumps([outputs, summary], sort_keys=True).encode()).hexdigest()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     defaults = settings.parameter_defaults("register")
     parser = argument_parser(__doc__)
     parser.add_argument("--features", required=True, help=f"e.g. runs:/<featurize run id>/{FEATURES_DIR}")
     parser.add_argument("--model_uri", required=True, help="e.g. models:/<model id>")
     parser.add_argument("--model_name", default=defaults["model_name"])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     def work() -> None:
         parse_model_name(args.model_name)

@@ -24,12 +24,13 @@ from demand.metrics import regression_metrics
 from demand.models import fit, model_digest
 from demand.schema import TARGET, model_inputs
 from plumbing import settings
+from plumbing.artifacts import read_features
 from plumbing.cli import argument_parser, run_cli
-from plumbing.keys import shipped_model_digest
-from plumbing.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
+from plumbing.code import shipped_files
+from plumbing.names import FEATURES_DIR, MODEL_NAME
 from plumbing.params import parse_overrides, read_hyperparameters_file, validate_training
-from plumbing.tracking import StepResult, read_split, read_table, record_outputs, step_run
-from serving.model import CODE_PACKAGES, log_model
+from plumbing.tracking import StepResult, record_outputs, step_run
+from serving.model import SCORING_MODULES, ShippedCode, log_model, model_identity
 
 log = logging.getLogger(__name__)
 INPUT_EXAMPLE_ROWS = 5
@@ -40,7 +41,7 @@ def train(features: str, model: str, hyperparameters: dict[str, Any], split: str
     seed, target = settings.config()["seed"], settings.split_options(split)["target"]
     mlflow.log_params({"features": features, "model": model, "seed": seed, "target": target})
     mlflow.log_params({f"hp.{name}": value for name, value in hyperparameters.items()})
-    training = read_table(f"{features}/{TRAIN_FILE}", "training rows")
+    training = read_features(features).train
     started = time.perf_counter()
     pipeline = fit(training, model, hyperparameters, seed, target)
     fit_seconds = time.perf_counter() - started
@@ -49,23 +50,25 @@ def train(features: str, model: str, hyperparameters: dict[str, Any], split: str
     train_rmse = regression_metrics(training[TARGET], fitted)["rmse"]
     mlflow.log_metrics({"fit_seconds": fit_seconds, "train_rmse": train_rmse})
     example = inputs.head(INPUT_EXAMPLE_ROWS)
-    info = log_model(pipeline, example, MODEL_NAME, settings.PROJECT_DIR, settings.REQUIREMENTS_FILE)
+    code = ShippedCode(settings.PROJECT_DIR, shipped_files(SCORING_MODULES))
+    info = log_model(pipeline, example, MODEL_NAME, code, settings.REQUIREMENTS_FILE)
     outputs = {"model": info.model_uri}
-    digest = record_outputs(outputs, digest=shipped_model_digest(model_digest(pipeline), CODE_PACKAGES))
+    identity = model_identity(model_digest(pipeline), code, settings.REQUIREMENTS_FILE)
+    digest = record_outputs(outputs, digest=identity)
     log.info("Trained %s on %d rows: %s", model, len(training), info.model_uri)
     return StepResult(mlflow.active_run().info.run_id, outputs, digest)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     defaults = settings.parameter_defaults("train")
     parser = argument_parser(__doc__)
     parser.add_argument("--features", required=True, help=f"e.g. runs:/<featurize run id>/{FEATURES_DIR}")
     parser.add_argument("--model", default=defaults["model"])
     parser.add_argument("--hyperparameters", default=defaults["hyperparameters"])
-    args, rest = parser.parse_known_args()
+    args, rest = parser.parse_known_args(argv)
 
     def work() -> None:
-        overrides, split = parse_overrides(rest), read_split(args.features)["split"]
+        overrides, split = parse_overrides(rest), read_features(args.features).split
         chosen = (
             read_hyperparameters_file(args.hyperparameters, args.model, split) if args.hyperparameters else {}
         )

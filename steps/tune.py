@@ -23,14 +23,15 @@ import yaml
 from demand.errors import PipelineError
 from demand.tuning import check_search_space
 from plumbing import settings
+from plumbing.artifacts import read_features
 from plumbing.cli import argument_parser, run_cli
+from plumbing.faults import redacted
 from plumbing.names import BEST_PARAMS_ARTIFACT, TRAIN_FILE
 from plumbing.params import Plan, make_plan, parse_overrides, parse_positive_int
-from plumbing.runner import PipelineResult, beating, locked_runner, summary
-from plumbing.store import redacted
-from plumbing.study import Search, check_storage, check_study_name, search_digest
-from plumbing.tracking import read_table, step_run
-from plumbing.workers import run_workers, study_summary
+from plumbing.pipeline.runner import PipelineResult, locked_runner, summary
+from plumbing.tracking import step_run
+from plumbing.tuning.pool import run_workers, study_summary
+from plumbing.tuning.study import Search, check_storage, check_study_name, search_digest
 from steps.main import prepare_features, train_to_registry
 
 MAX_WORKERS = 64
@@ -43,12 +44,12 @@ def tune(
     seed, options = settings.config()["seed"], settings.split_options(plan.split)
     space = {k: v for k, v in settings.config()["tune"]["search"][plan.model].items() if k not in fixed}
     check_search_space(plan.model, space, plan.hyperparameters)
-    with step_run("tune") as parent, beating(), tempfile.TemporaryDirectory() as scratch:
+    with step_run("tune") as parent, tempfile.TemporaryDirectory() as scratch:
         run_id, experiment_id = parent.info.run_id, parent.info.experiment_id
         with locked_runner(parent, plan.force) as runner:
             featurized = prepare_features(runner, plan)
         train_path = Path(scratch) / TRAIN_FILE
-        read_table(f"{featurized.outputs['features']}/{TRAIN_FILE}", "training rows").to_parquet(train_path)
+        read_features(featurized.outputs["features"]).train.to_parquet(train_path)
         facts = {"model": plan.model, "split": plan.split, "features": featurized.digest}
         facts["search"] = search_digest(space, plan.hyperparameters)
         search = Search(
@@ -79,12 +80,12 @@ def tune(
     return result, found.lines(search)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     defaults = settings.parameter_defaults("tune")
     parser = argument_parser(__doc__)
     for name, default in defaults.items():
         parser.add_argument(f"--{name}", default=default)
-    args, rest = parser.parse_known_args()
+    args, rest = parser.parse_known_args(argv)
 
     def work() -> None:
         trials = parse_positive_int("trials", args.trials)

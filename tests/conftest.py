@@ -13,7 +13,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from demand.sources import DATA_ENV_VAR
+from plumbing.data_source import DATA_ENV_VAR, offline_copy
 from plumbing.names import EXPERIMENT_NAME
 from tests.helpers import VENV_BIN, free_port, wait_until_healthy
 from tests.synthetic import hourly_table, write_csv
@@ -27,9 +27,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 def pytest_configure(config: pytest.Config) -> None:
     """A relative BIKE_SHARING_DATA means relative to where pytest started: the tests change directory."""
-    value = os.environ.get(DATA_ENV_VAR, "")
-    if value and not Path(value).is_absolute():
-        os.environ[DATA_ENV_VAR] = str(Path(value).resolve())
+    copy = offline_copy()
+    if copy is not None:
+        os.environ[DATA_ENV_VAR] = str(copy)
 
 
 STACK_GROUP = "stack"
@@ -105,10 +105,11 @@ def client(tracking_uri: str) -> MlflowClient:
 
 @pytest.fixture(scope="session")
 def real_data() -> Path:
-    """The UCI data named by BIKE_SHARING_DATA. Under CI its absence is a failure, not a skip."""
-    value = os.environ.get(DATA_ENV_VAR, "")
-    if value and Path(value).exists():
-        return Path(value)
+    """The offline copy of the UCI data that BIKE_SHARING_DATA names. Under CI its absence is a failure,
+    not a skip."""
+    copy = offline_copy()
+    if copy is not None and copy.exists():
+        return copy
     if os.environ.get("CI"):
         pytest.fail("BIKE_SHARING_DATA must name the UCI data under CI (.ci/run sets it)")
     pytest.skip("set BIKE_SHARING_DATA to the UCI Bike Sharing data to run this test")

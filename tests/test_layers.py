@@ -6,12 +6,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
-from plumbing.keys import PACKAGES
+from plumbing.code import PACKAGES
 from tests.helpers import PROJECT_DIR
 
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -28,7 +29,7 @@ def lint_imports(project: Path) -> subprocess.CompletedProcess:
 def test_the_layers_hold() -> None:
     result = lint_imports(PROJECT_DIR)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    assert "4 kept, 0 broken" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -37,13 +38,31 @@ def test_the_layers_hold() -> None:
         ("demand/metrics.py", "import mlflow", "demand.metrics -> mlflow"),
         ("demand/schema.py", "from plumbing import settings", "demand.schema -> plumbing.settings"),
         ("serving/model.py", "import plumbing.tracking", "serving.model -> plumbing.tracking"),
-        ("plumbing/cache.py", "from steps import main", "plumbing.cache -> steps.main"),
+        ("plumbing/pipeline/cache.py", "from steps import main", "plumbing.pipeline.cache -> steps.main"),
+        (
+            "plumbing/tuning/pool.py",
+            "import plumbing.pipeline.lock",
+            "plumbing.tuning.pool -> plumbing.pipeline.lock",
+        ),
+        (
+            "plumbing/spark/scoring.py",
+            "import plumbing.tuning.study",
+            "plumbing.spark.scoring -> plumbing.tuning.study",
+        ),
+        (
+            "plumbing/tracking.py",
+            "import plumbing.pipeline.keys",
+            "plumbing.tracking -> plumbing.pipeline.keys",
+        ),
     ],
     ids=[
         "domain imports mlflow",
         "domain imports plumbing",
         "serving imports plumbing",
         "plumbing imports steps",
+        "tuning imports the pipeline",
+        "spark imports tuning",
+        "the runtime imports a subsystem",
     ],
 )
 def test_an_import_against_the_layers_fails_the_check(
@@ -57,6 +76,27 @@ def test_an_import_against_the_layers_fails_the_check(
     result = lint_imports(tmp_path)
     assert result.returncode != 0
     assert broken in result.stdout, result.stdout
+
+
+def test_every_top_level_plumbing_module_is_held_to_the_runtime_contract() -> None:
+    contracts = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "contracts"
+    ]
+    (runtime,) = [
+        contract
+        for contract in contracts
+        if contract["type"] == "forbidden" and "plumbing.cli" in contract["source_modules"]
+    ]
+    modules = {f"plumbing.{path.stem}" for path in (PROJECT_DIR / "plumbing").glob("*.py")} - {
+        "plumbing.__init__"
+    }
+    subsystems = {
+        f"plumbing.{path.name}"
+        for path in (PROJECT_DIR / "plumbing").iterdir()
+        if (path / "__init__.py").is_file()
+    }
+    assert set(runtime["source_modules"]) == modules
+    assert set(runtime["forbidden_modules"]) == subsystems
 
 
 def test_steps_holds_exactly_one_module_per_entry_point() -> None:

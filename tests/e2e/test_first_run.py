@@ -10,9 +10,9 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from plumbing.store import REPAIR_COMMAND, leftover_tables
+from scripts.store import REPAIR_COMMAND, leftover_tables
 from tests.helpers import PROJECT_DIR, cli_environment
-from tests.plumbing.test_store import half_migrated
+from tests.scripts.test_store import half_migrated
 
 
 def preflight(uri: str, *arguments: str) -> subprocess.Popen:

@@ -25,7 +25,7 @@ from plumbing.names import (
     PARENT_RUN_TAG,
     REUSED_FROM_TAG,
 )
-from plumbing.trials import RUN_ATTR, STUDY_TAG, TRIAL_STATE_TAG, TRIAL_TAG, WORKER_ATTR
+from plumbing.tuning.worker import RUN_ATTR, STUDY_TAG, TRIAL_STATE_TAG, TRIAL_TAG, WORKER_ATTR
 from tests.e2e.stack import POSTGRES
 from tests.helpers import (
     CLI_TIMEOUT_SECONDS,
@@ -51,7 +51,7 @@ def trial_runs(client: MlflowClient, study: str) -> list:
 
 
 def load_study(name: str, storage: str) -> optuna.Study:
-    """The study as Optuna sees it, read through the pinned driver (plumbing/study.py does the same)."""
+    """The study as Optuna sees it, through the pinned driver (plumbing/tuning/study.py does the same)."""
     return optuna.load_study(study_name=name, storage=storage.replace("postgresql:", "postgresql+psycopg2:"))
 
 

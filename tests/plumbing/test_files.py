@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from demand.errors import PipelineError
-from plumbing.cli import full_disk
+from plumbing.faults import full_disk
 from plumbing.files import output_file, readable_file, write_csv_atomically
 
 

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from plumbing import keys
+from plumbing.code import PACKAGES
+from plumbing.pipeline import keys
 
 
 def test_code_is_the_step_module_and_what_it_imports() -> None:
@@ -20,7 +21,7 @@ def test_code_is_the_step_module_and_what_it_imports() -> None:
     } <= featurize
     assert "demand/models.py" not in featurize and "steps/main.py" not in featurize
     assert {"steps/train.py", "demand/models.py", "demand/features.py", "serving/model.py"} <= train
-    assert {path.split("/")[0] for path in keys.code_digests("ingest")} <= set(keys.PACKAGES)
+    assert {path.split("/")[0] for path in keys.code_digests("ingest")} <= set(PACKAGES)
 
 
 def test_versions_cover_the_libraries_that_shape_results() -> None:

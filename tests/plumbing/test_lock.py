@@ -15,7 +15,6 @@ from mlflow.entities import ViewType
 
 from demand.errors import PipelineError
 from plumbing.liveness import fail_abandoned_runs, is_abandoned, liveness_tags
-from plumbing.lock import pipeline_lock
 from plumbing.names import (
     ENTRY_POINT_TAG,
     EXPERIMENT_NAME,
@@ -27,6 +26,7 @@ from plumbing.names import (
     PID_START_TAG,
     PID_TAG,
 )
+from plumbing.pipeline.lock import pipeline_lock
 from plumbing.tracking import step_run
 
 LOCK = f"{EXPERIMENT_NAME}.lock"

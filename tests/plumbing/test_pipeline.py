@@ -17,10 +17,10 @@ from mlflow.exceptions import MlflowException
 from demand.errors import PipelineError
 from demand.metrics import BASELINES, METRICS
 from demand.schema import COUNT_COLUMNS, HOURLY_COLUMNS, MODEL_INPUT_COLUMNS, PREDICTION_COLUMN
-from demand.sources import DATA_ENV_VAR, cache_dir
 from plumbing import settings
+from plumbing.data_source import DATA_ENV_VAR, cache_dir
 from plumbing.names import DATASET_NAME, OUTPUTS_TAG, STEPS, SUMMARY_TAG
-from plumbing.runner import summary
+from plumbing.pipeline.runner import summary
 from tests.helpers import artifact_paths, pipeline, runs_by_entry_point
 from tests.synthetic import hourly_table, write_csv
 
@@ -175,17 +175,31 @@ def _write_tampered_zip(source: Path, target: Path) -> None:
 
 
 def test_the_params_name_the_data_actually_read_even_when_reused(
-    client, experiment_id, small_csv: Path, monkeypatch: pytest.MonkeyPatch
+    client, experiment_id, small_csv: Path
 ) -> None:
-    """BIKE_SHARING_DATA replaces the default download: every params.data shows the file read instead."""
-    monkeypatch.setenv(DATA_ENV_VAR, str(small_csv))
-    default = settings.parameter_defaults("ingest")["data"]
-    first = pipeline(default, "time", "7", "ridge", FAST)
-    second = pipeline(default, "time", "7", "ridge", FAST)
+    """params.data of the ingest run, run or reused, and of the pipeline's run name the data read, with the
+    sha256 of its exact bytes; data_read_from names the file."""
+    first = pipeline(str(small_csv), "time", "7", "ridge", FAST)
+    second = pipeline(str(small_csv), "time", "7", "ridge", FAST)
     for result in (first, second):
         (ingest,) = [step for step in result.steps if step.name == "ingest"]
-        params = client.get_run(ingest.run_id).data.params
-        assert params["data"] == params["data_source"] == str(small_csv)
-        assert params["data_sha256"] == hashlib.sha256(small_csv.read_bytes()).hexdigest()
-        assert client.get_run(result.run_id).data.params["data_source"] == str(small_csv)
+        for run in (client.get_run(ingest.run_id), client.get_run(result.run_id)):
+            assert run.data.params["data"] == str(small_csv)
+            assert run.data.params["data_sha256"] == hashlib.sha256(small_csv.read_bytes()).hexdigest()
     assert [step.action for step in second.steps if step.name == "ingest"] == ["reused"]
+    (ran,) = [step for step in first.steps if step.name == "ingest"]
+    assert client.get_run(ran.run_id).data.tags["data_read_from"] == str(small_csv)
+
+
+def test_other_data_in_bike_sharing_data_stops_the_pipeline_before_any_work(
+    client, experiment_id, small_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BIKE_SHARING_DATA stands in for the UCI download only: a file that is not a copy of it can never
+    become what a run trains on while params.data says the UCI URL."""
+    monkeypatch.setenv(DATA_ENV_VAR, str(small_csv))
+    with pytest.raises(
+        PipelineError, match=r"step ingest failed: BIKE_SHARING_DATA=.* is not a copy of the UCI"
+    ):
+        pipeline(settings.parameter_defaults("ingest")["data"], "time", "7", "ridge", FAST)
+    statuses = {step: runs[0].info.status for step, runs in runs_by_entry_point(client).items()}
+    assert statuses == {"main": "FAILED", "ingest": "FAILED"}

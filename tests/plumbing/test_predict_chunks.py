@@ -23,7 +23,10 @@ def chunked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def run_predict(source: Path, output: Path) -> None:
     with mlflow.start_run():
-        predict(str(source), str(output), "", settings.parameter_defaults("predict")["model_name"])
+        defaults = settings.parameter_defaults("predict")
+        predict(
+            str(source), str(output), "", defaults["model_name"], engine="pandas", spark_master="local[1]"
+        )
 
 
 def test_chunks_give_the_same_predictions_as_one_piece(

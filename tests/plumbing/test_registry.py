@@ -16,8 +16,8 @@ from demand.errors import PipelineError
 from plumbing import settings
 from plumbing.names import SUMMARY_TAG
 from plumbing.params import make_plan
+from plumbing.pipeline.runner import PipelineResult, summary
 from plumbing.registry import DECISION_TAG
-from plumbing.runner import PipelineResult, summary
 from steps.main import run_pipeline
 
 NAME = settings.parameter_defaults("main")["model_name"]

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from demand.errors import PipelineError
-from plumbing.spark_scoring import parse_spark_master, require_pyspark, spark_failure
+from plumbing.spark.scoring import parse_spark_master, require_pyspark, spark_failure
 from tests.helpers import PROJECT_DIR
 
 # The end of what a Python worker sends back when the model refuses a batch (Spark 4.3, MLflow 3.17).

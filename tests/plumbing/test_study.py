@@ -13,8 +13,8 @@ from demand.csv_text import read_csv_text
 from demand.errors import PipelineError
 from demand.schema import parse_hourly
 from demand.split import split_table
-from plumbing.study import Search, open_study, search_digest
-from plumbing.trials import RUN_ATTR, STUDY_TAG, TRIAL_STATE_TAG, work
+from plumbing.tuning.study import Search, open_study, search_digest
+from plumbing.tuning.worker import RUN_ATTR, STUDY_TAG, TRIAL_STATE_TAG, work
 
 SPACE = {"learning_rate": {"low": 0.05, "high": 0.3}}
 BASE = {"max_iter": 20, "loss": "squared_error", "learning_rate": 0.1}

@@ -10,7 +10,7 @@ import yaml
 from demand.errors import PipelineError
 from plumbing import settings
 from plumbing.params import make_plan, read_hyperparameters_file, validate_training
-from plumbing.study import check_storage, check_study_name
+from plumbing.tuning.study import check_storage, check_study_name
 
 
 def write(tmp_path: Path, content: object) -> str:

@@ -1,54 +1,95 @@
-"""Where the hourly data comes from: an http(s) URL (downloaded once into the user's cache), a UCI zip,
-a hour.csv, or a folder holding hour.csv. Returns the exact bytes of hour.csv and their sha256, and
-turns them into the validated table.
+"""Where the hourly data comes from: decided here and nowhere else.
+
+The `data` parameter names what is read, and the runs record it as `params.data`:
+- an http(s) URL: downloaded once into the user's cache. The MLproject default, the official UCI download,
+  must match the sha256 pinned in config.yaml; any other URL is asked again each run (a conditional
+  request), so that new rows arrive;
+- a local UCI zip, a hour.csv, a folder holding either, or a file:// URI on this host.
+
+BIKE_SHARING_DATA names an offline copy of the UCI download (the zip, hour.csv, or their folder), for
+machines without internet. It stands in for the download only: it is used when `data` is the UCI URL, and
+only if its hour.csv has the pinned sha256, so it can never change what a run trains on. To train on
+other data, pass it as `-P data=...`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
 import urllib.error
 import urllib.request
-import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-import pandas as pd
-
-from demand.csv_text import read_csv_text
 from demand.errors import PipelineError, quoted, shown, shown_path
-from demand.schema import TARGET, parse_hourly
+from demand.hourly import HOURLY_FILE, hourly_csv, hourly_table
+from plumbing import settings
+from plumbing.files import why
 
 log = logging.getLogger(__name__)
 
 DATA_ENV_VAR = "BIKE_SHARING_DATA"
-HOURLY_FILE = "hour.csv"
-ZIP_MAGIC = b"PK\x03\x04"
-OFFLINE_HINT = f"pass -P data=<local UCI zip or hour.csv> or set {DATA_ENV_VAR} to one"
+OFFLINE_HINT = (
+    f"pass -P data=<a local UCI zip or hour.csv>, or set {DATA_ENV_VAR} to a copy of the UCI download"
+)
 
 
 @dataclass(frozen=True)
 class HourlyBytes:
-    """The raw hour.csv and where it came from."""
+    """The raw hour.csv, what `data` named, and which file the bytes were read from."""
 
-    source: str  # the URL or absolute path that was read
+    source: str  # `data` as given: the URL, a path (absolute, or relative to where the step runs)
+    read_from: str  # the file read: the source itself, the download's cached copy, or the offline copy
     label: str  # how to name the file in messages
     content: bytes
     sha256: str
     pinned: bool  # checked against the pinned digest, not only recorded
 
+    def read_params(self) -> dict[str, str]:
+        """What was read, as the params of ingest's run (run or reused) and of the pipeline's run."""
+        return {"data": self.source, "data_sha256": self.sha256}
 
-def choose_source(data: str, default: str, environ: Mapping[str, str]) -> str:
-    """The `data` argument, except that BIKE_SHARING_DATA replaces the default when it is set."""
-    override = environ.get(DATA_ENV_VAR, "").strip()
-    return override if data == default and override else data
+
+def uci_download() -> str:
+    """The official UCI download: MLproject's default `data`."""
+    return settings.parameter_defaults("ingest")["data"]
+
+
+def fetch_data(data: str, environ: Mapping[str, str] = os.environ) -> HourlyBytes:
+    """hour.csv for the `data` parameter, with the project's pinned digest and download timeout."""
+    options = settings.config()["ingest"]
+    pinned = options["uci_hour_csv_sha256"] if data == uci_download() else None
+    copy = offline_copy(environ)
+    if pinned and copy is not None:
+        return _from_offline_copy(data, copy, pinned)
+    return read_hourly(data, pinned, cache_dir(environ), options["download_timeout_seconds"])
+
+
+def offline_copy(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The offline copy of the UCI download that BIKE_SHARING_DATA names, if it is set."""
+    value = environ.get(DATA_ENV_VAR, "").strip()
+    return Path(value).expanduser().resolve() if value else None
+
+
+def _from_offline_copy(url: str, copy: Path, pinned_sha256: str) -> HourlyBytes:
+    try:
+        hourly = read_hourly(str(copy), None, Path(), 0)
+    except PipelineError as error:
+        raise PipelineError(f"{DATA_ENV_VAR}: {error}") from None
+    if hourly.sha256 != pinned_sha256:
+        raise PipelineError(
+            f"{DATA_ENV_VAR}={shown_path(copy)} is not a copy of the UCI download (its hour.csv has sha256 "
+            f"{hourly.sha256}, the pinned one is {pinned_sha256}); to train on it, pass -P data="
+            f"{shown_path(copy)}, or unset {DATA_ENV_VAR}"
+        )
+    log.info("Reading the UCI download from its offline copy %s (%s)", hourly.read_from, DATA_ENV_VAR)
+    return replace(hourly, source=url, pinned=True)
 
 
 def is_url(source: str) -> bool:
@@ -61,36 +102,32 @@ def cache_dir(environ: Mapping[str, str]) -> Path:
     return Path(root) / "bike-sharing-demand"
 
 
-def fetch_hourly(
-    data: str, default: str, pinned_sha256: str, timeout_seconds: float, environ: Mapping[str, str]
-) -> HourlyBytes:
-    """hour.csv for the `data` parameter: BIKE_SHARING_DATA replaces the `default` source, and the
-    default (the official UCI download) must match `pinned_sha256`."""
-    source = choose_source(data, default, environ)
-    pinned = pinned_sha256 if source == default else None
-    return read_hourly(source, pinned, cache_dir(environ), timeout_seconds)
-
-
 def read_hourly(source: str, pinned_sha256: str | None, cache: Path, timeout_seconds: float) -> HourlyBytes:
     """Fetch hour.csv from `source`; when `pinned_sha256` is given the bytes must match it."""
     if is_url(source):
         path = _cached_download(source, cache, timeout_seconds, pinned_sha256)
-        origin = source
+        what_to_do = f"delete {path} and run again, or {OFFLINE_HINT}"
     else:
-        path = local_path(source)
-        origin = str(path)
+        path, what_to_do = local_path(source), OFFLINE_HINT
         try:
             if path.is_dir():
                 path = path / HOURLY_FILE
             found = path.is_file()
         except OSError as error:  # a name too long, a loop of links...
-            reason = (error.strerror or type(error).__name__).lower()
-            raise PipelineError(f"cannot read data {shown_path(path)} ({reason}); {OFFLINE_HINT}") from None
+            raise _unreadable(path, error) from None
         if not found:
             raise PipelineError(f"data file not found: {shown_path(path)}; {OFFLINE_HINT}")
-    content, label = hourly_csv(path.read_bytes(), shown_path(path))
-    digest = _checked_digest(content, label, pinned_sha256, f"delete {path} and run again, or {OFFLINE_HINT}")
-    return HourlyBytes(origin, label, content, digest, pinned=bool(pinned_sha256))
+    try:
+        raw = path.read_bytes()
+    except OSError as error:  # permission denied, an I/O error...
+        raise _unreadable(path, error) from None
+    content, label = hourly_csv(raw, shown_path(path))
+    digest = _checked_digest(content, label, pinned_sha256, what_to_do)
+    return HourlyBytes(source, str(path), label, content, digest, pinned=bool(pinned_sha256))
+
+
+def _unreadable(path: Path, error: OSError) -> PipelineError:
+    return PipelineError(f"cannot read data {shown_path(path)} ({why(error)}); {OFFLINE_HINT}")
 
 
 def local_path(source: str) -> Path:
@@ -147,7 +184,7 @@ def _cached_download(url: str, cache: Path, timeout_seconds: float, pinned_sha25
         return _cached_or_fail(url, target, getattr(error, "reason", error))
     try:
         csv, label = hourly_csv(content, f"the download of {shown_path(url)}")
-        parse_hourly(read_csv_text(csv, label), label)  # the whole hour.csv contract, before it is kept
+        hourly_table(csv, label)  # the whole hour.csv contract, before it is kept
         _checked_digest(
             csv, label, pinned_sha256, f"the source changed or the download broke; {OFFLINE_HINT}"
         )
@@ -173,26 +210,3 @@ def _cached_or_fail(url: str, target: Path, reason: object) -> Path:
     if isinstance(reason, PipelineError):
         raise reason
     raise PipelineError(f"cannot download {shown_path(url)} ({shown(reason)}); {OFFLINE_HINT}")
-
-
-def hourly_csv(data: bytes, label: str) -> tuple[bytes, str]:
-    """The bytes of hour.csv in `data` (a UCI zip, or hour.csv itself) and how to name them."""
-    if data.startswith(ZIP_MAGIC):
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                members = [m for m in archive.namelist() if Path(m).name == HOURLY_FILE]
-                if not members:
-                    raise PipelineError(f"{label} holds no {HOURLY_FILE}; expected the UCI Bike Sharing zip")
-                return archive.read(members[0]), f"{label}!{shown_path(members[0])}"
-        except zipfile.BadZipFile:
-            raise PipelineError(f"{label} is not a readable zip; delete it or {OFFLINE_HINT}") from None
-    return data, label
-
-
-def hourly_table(hourly: HourlyBytes) -> pd.DataFrame:
-    """The validated, typed, time-ordered table from the raw bytes of hour.csv."""
-    return parse_hourly(read_csv_text(hourly.content, hourly.label), hourly.label)
-
-
-def describe_table(table: pd.DataFrame) -> dict[str, float]:
-    return {"rows": len(table), "days": table["dteday"].nunique(), "cnt_total": float(table[TARGET].sum())}

@@ -46,7 +46,7 @@ from mlflow.models.model import MLMODEL_FILE_NAME
 
 from demand.errors import PipelineError, quoted, shown, shown_path
 from demand.schema import MODEL_INPUT_COLUMNS, model_inputs, parse_records
-from plumbing.cli import causes
+from plumbing.faults import causes
 
 if TYPE_CHECKING:
     import pyarrow
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 APP_NAME = "bike-sharing-demand predict"
 # Spark's own log: errors only, and no report of a failed task, which the step words itself.
-LOG4J2_FILE = Path(__file__).with_name("spark_log4j2.properties")
+LOG4J2_FILE = Path(__file__).with_name("log4j2.properties")
 QUIET = {
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",

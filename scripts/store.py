@@ -16,12 +16,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from demand.errors import PipelineError
+from plumbing.faults import redacted
 
 log = logging.getLogger(__name__)
 LEFTOVER_PREFIX = "_alembic_tmp_"  # what an interrupted SQLite migration leaves: a copy of one table
@@ -106,20 +106,3 @@ def repair_store(uri: str) -> str:
                 connection.execute(f'ALTER TABLE "{leftover}" RENAME TO "{table}"')
             log.info("repaired %s in %s", leftover, path)
     return prepare_store(uri)
-
-
-def redacted(uri: str) -> str:
-    """A tracking or store URI as output may show it: the password, if any, replaced by ***."""
-    parsed = urlsplit(uri)
-    if parsed.password is None:
-        return uri
-    host = parsed.netloc.rpartition("@")[2]
-    return urlunsplit(parsed._replace(netloc=f"{parsed.username}:***@{host}"))
-
-
-def without_credentials(uri: str) -> str:
-    """A URI with no user and password in it: what a request may be sent to."""
-    parsed = urlsplit(uri)
-    if "@" not in parsed.netloc:
-        return uri
-    return urlunsplit(parsed._replace(netloc=parsed.netloc.rpartition("@")[2]))

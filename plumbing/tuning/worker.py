@@ -27,7 +27,7 @@ from demand.errors import PipelineError
 from demand.tuning import Folds, fold_scores, suggest, time_folds
 from plumbing import settings
 from plumbing.names import PARENT_RUN_TAG
-from plumbing.study import Search, open_study
+from plumbing.tuning.study import Search, open_study
 
 STUDY_TAG, TRIAL_TAG, TRIAL_STATE_TAG = "tune.study", "tune.trial", "tune.state"
 WORKER_ATTR, RUN_ATTR = "worker", "mlflow_run_id"

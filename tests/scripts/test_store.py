@@ -11,15 +11,9 @@ import pytest
 from mlflow import MlflowClient
 
 from demand.errors import PipelineError
-from plumbing.store import (
-    REPAIR_COMMAND,
-    leftover_tables,
-    prepare_store,
-    redacted,
-    repair_store,
-    without_credentials,
-)
+from plumbing.faults import redacted, without_credentials
 from scripts.preflight import check_parameter_names, parameter_names
+from scripts.store import REPAIR_COMMAND, leftover_tables, prepare_store, repair_store
 
 
 def half_migrated(tmp_path: Path, table_left_in_place: bool) -> tuple[str, Path, str]:

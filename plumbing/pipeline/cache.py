@@ -1,4 +1,4 @@
-"""Finding a finished run that already did a step's work: same cache key (plumbing/keys.py), same
+"""Finding a finished run that already did a step's work: same cache key (plumbing/pipeline/keys.py), same
 experiment, outputs still there. The lookup is a server-side search on a tag named after the key.
 """
 

@@ -3,9 +3,7 @@ and the summary of what happened."""
 
 from __future__ import annotations
 
-import importlib
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,12 +15,13 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from demand.errors import PipelineError
-from demand.metrics import BASELINES
-from plumbing import cache, keys, settings
-from plumbing.liveness import fail_abandoned_runs, heartbeat
-from plumbing.lock import pipeline_lock
+from demand.metrics import BASELINES, kaggle_comparison
+from plumbing import settings
+from plumbing.faults import redacted, without_credentials
+from plumbing.liveness import fail_abandoned_runs
 from plumbing.names import OUTPUT_DIGEST_TAG, OUTPUTS_TAG, REUSED_FROM_TAG, SUMMARY_TAG
-from plumbing.store import redacted, without_credentials
+from plumbing.pipeline import cache, keys
+from plumbing.pipeline.lock import pipeline_lock
 from plumbing.tracking import StepResult, step_run
 
 
@@ -65,29 +64,31 @@ class StepRunner:
     def run(
         self,
         name: str,
+        *,
         params: dict[str, Any],
-        inputs: Callable[[], dict[str, str]],
+        inputs: dict[str, str] | Callable[[], dict[str, str]],
         work: Callable[[], StepResult],
-        used: Callable[[], dict[str, str]] = dict,
+        read: Callable[[], dict[str, str]] = dict,
     ) -> StepResult:
-        """`used`, called after `inputs`, names what the step reads (e.g. the data source): logged as
-        params whether the step runs or is reused, so that a reused run names it too."""
+        """Run step `name` in a nested run, or reuse a finished run with the same key: the key covers
+        `params`, the digests of its `inputs` (given, or computed inside the step's run, where a failure
+        marks it FAILED) and its code (plumbing/pipeline/keys.py). `read`, called after `inputs`, names
+        what the step read (the data): logged as params of the step's run whether it runs or is reused,
+        and of the pipeline's run."""
         started = time.perf_counter()
         self.check_lock()
         try:
             with step_run(name) as run:
-                parts = keys.key_parts(name, params, inputs())
-                mlflow.log_params(used())
+                parts = keys.key_parts(name, params, inputs() if callable(inputs) else inputs)
+                mlflow.log_params(read())
+                mlflow.log_params(read(), run_id=self.parent_run_id)
                 key = keys.cache_key(parts)
                 mlflow.set_tags(keys.key_tags(name, key, parts))
                 reusable = name not in self.force
                 source = cache.find_reusable(self.client, self.experiment_id, name, key) if reusable else None
                 if source is not None:
-                    result, action, why = (
-                        self._reuse(source),
-                        "reused",
-                        f"same key as run {source.info.run_id}",
-                    )
+                    action, why = "reused", f"same key as run {source.info.run_id}"
+                    result = self._reuse(source)
                 else:
                     action, why = "ran", self._why(name, parts)
                     result = work()
@@ -95,6 +96,17 @@ class StepRunner:
             raise PipelineError(f"step {name} failed: {error}") from None
         self.records.append(StepRecord(name, run.info.run_id, time.perf_counter() - started, action, why))
         return result
+
+    def result(self, evaluated: StepResult, registered: StepResult) -> PipelineResult:
+        """What the pipeline did: every step's record, the holdout metrics, the registry's decision."""
+        return PipelineResult(
+            self.parent_run_id,
+            self.experiment_id,
+            self.records,
+            evaluated.metrics,
+            registered.summary,
+            self.failed,
+        )
 
     def _reuse(self, source: Run) -> StepResult:
         """Point this nested run at the run that did the work; do none of it."""
@@ -115,20 +127,6 @@ class StepRunner:
             return "forced"
         before = cache.previous_parts(self.client, self.experiment_id, name, self.parent_run_id)
         return "no earlier run" if before is None else keys.describe_change(before, parts)
-
-
-def import_in_background(*modules: str) -> None:
-    """Import `modules` in a daemon thread, while this one waits on compiled code that releases the GIL
-    (a model fit): later steps then find them imported. Python's per-module import locks make an `import`
-    of the same module in this thread wait for that one instead of running it twice."""
-    threading.Thread(target=lambda: [importlib.import_module(name) for name in modules], daemon=True).start()
-
-
-@contextmanager
-def beating() -> Iterator[None]:
-    """Heartbeats for this process's runs and lock while the block runs (plumbing/liveness.py)."""
-    with heartbeat(MlflowClient(), settings.config()["pipeline"]["heartbeat_seconds"]):
-        yield
 
 
 @contextmanager
@@ -159,10 +157,7 @@ def summary(result: PipelineResult) -> str:
         f"Holdout: RMSE {m['rmse']:.1f}  MAE {m['mae']:.1f}  R2 {m['r2']:.3f}  RMSLE {m['rmsle']:.3f}"
     )
     if "kaggle_rmsle" in m:
-        lines.append(
-            f"  Kaggle protocol: RMSLE {m['kaggle_rmsle']:.4f} on {m['kaggle_test_rows']:.0f} rows; "
-            f"the winners scored {m['kaggle_winner_rmsle']} on a hidden split of those rows"
-        )
+        lines.append(f"  Kaggle protocol: {kaggle_comparison(m)}")
     for name in BASELINES:
         lines.append(
             f"  vs {name}: RMSE {m[f'baseline_{name}_rmse']:.1f}, skill {m[f'skill_vs_{name}']:+.1%}"

@@ -6,86 +6,43 @@
     libraries that shape the result.
 
 A FINISHED run of the same step with the same key in the same experiment, whose outputs still exist, is
-reused instead of recomputed (plumbing/cache.py finds it).
+reused instead of recomputed (plumbing/pipeline/cache.py finds it).
 """
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import platform
-from collections.abc import Iterable
 from functools import cache
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
+from plumbing.code import code_files
 from plumbing.names import CACHE_INDEX_TAG_PREFIX, CACHE_KEY_TAG, KEY_PARTS_TAG
-from plumbing.settings import PROJECT_DIR, REQUIREMENTS_FILE
+from plumbing.settings import PROJECT_DIR
 
-# The project's own packages: a step's code is its module and every module of these that it imports.
-PACKAGES = ("steps", "plumbing", "serving", "demand")
 # Libraries whose version can change a step's output (distribution names; xgboost may be xgboost-cpu).
 VERSIONED = (
-    "matplotlib", "mlflow", "numpy", "pandas", "pyarrow", "scikit-learn", "scipy", ("xgboost", "xgboost-cpu"),
-)  # fmt: skip
+    "matplotlib",
+    "mlflow",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "scipy",
+    ("xgboost", "xgboost-cpu"),
+)
 SHORT = 12
 SHOWN_PARAMS = 3
-
-
-@cache
-def code_files(step: str) -> tuple[Path, ...]:
-    """The step's module (steps/<step>.py) and every project module it imports, directly or not."""
-    found: set[Path] = set()
-    pending = [PROJECT_DIR / "steps" / f"{step}.py"]
-    while pending:
-        path = pending.pop()
-        if path in found or not path.is_file():
-            continue
-        found.add(path)
-        pending.extend(_imported_modules(path))
-    return tuple(sorted(found))
-
-
-@cache
-def _imported_modules(path: Path) -> tuple[Path, ...]:
-    """The project modules `path` imports; each file is parsed once per process, however many steps
-    import it."""
-    return tuple(_project_imports(path))
-
-
-def _project_imports(path: Path) -> Iterable[Path]:
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        else:
-            continue
-        for name in names:
-            parts = name.split(".")
-            if parts[0] in PACKAGES and len(parts) > 1:
-                yield PROJECT_DIR.joinpath(*parts).with_suffix(".py")
 
 
 def code_digests(step: str) -> dict[str, str]:
     """sha256 of each code file, keyed by its path in the project (e.g. steps/featurize.py)."""
     return {
         path.relative_to(PROJECT_DIR).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in code_files(step)
+        for path in code_files(f"steps.{step}")
     }
-
-
-def shipped_model_digest(fitted_digest: str, packages: tuple[str, ...]) -> str:
-    """What a logged model is: its fitted state, the project code it carries (every file of `packages`)
-    and the requirements it pins. A change to any of them is a different model: evaluate and register
-    run again, and the registry sees a new model."""
-    digest = hashlib.sha256(f"{fitted_digest}\0".encode())
-    for path in sorted(p for package in packages for p in (PROJECT_DIR / package).rglob("*.py")):
-        digest.update(path.relative_to(PROJECT_DIR).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(REQUIREMENTS_FILE.read_bytes())
-    return digest.hexdigest()
 
 
 def versions() -> dict[str, str]:

@@ -1,5 +1,5 @@
 """Optuna studies for `tune`: one study in a relational database (SQLite locally, PostgreSQL shared) that
-any number of worker processes on any number of machines join (plumbing/trials.py runs the trials).
+any number of worker processes on any number of machines join (plumbing/tuning/worker.py runs the trials).
 
 A study records what its trials were made with (its facts: model, split, score, target, training data,
 search space and fixed values); a worker that would search something else is refused.
@@ -18,10 +18,10 @@ import optuna
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
-from demand.errors import PipelineError, quoted, shown
+from demand.errors import PipelineError, first_line, quoted, shown
 from plumbing import settings
+from plumbing.faults import redacted
 from plumbing.params import parse_safe_name
-from plumbing.store import redacted
 
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 # Facts a joining worker can match by passing the same -P; the others name data or a search space.
@@ -105,7 +105,7 @@ def open_study(search: Search, seed: int) -> optuna.Study:
             ),
         )
     except (ImportError, ValueError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
-        reason = shown(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+        reason = shown(first_line(error))
         raise PipelineError(
             f"cannot open the study storage {redacted(search.storage)}: {reason}; check the URL, that the "
             "database exists and that this machine may reach it"

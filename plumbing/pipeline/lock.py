@@ -29,7 +29,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from demand.errors import PipelineError
-from plumbing.liveness import BEATING_LOCKS, is_abandoned, liveness_tags
+from plumbing.liveness import HEARTBEAT, is_abandoned, liveness_tags
 from plumbing.names import HOST_TAG, OWNER_TAG, PID_TAG
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,11 @@ def pipeline_lock(
     name = f"{experiment_name}.lock"
     _acquire(client, name, owner_run_id, wait, stale_after)
     lock = HeldLock(client, name, owner_run_id)
-    BEATING_LOCKS[name] = owner_run_id
+    HEARTBEAT.locks[name] = owner_run_id
     try:
         yield lock
     finally:
-        BEATING_LOCKS.pop(name, None)
+        HEARTBEAT.locks.pop(name, None)
         _release(lock)  # on a failure to release, the next pipeline takes it over
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from demand.errors import PipelineError
-from demand.sources import DATA_ENV_VAR, cache_dir, choose_source, read_hourly
+from plumbing import settings
+from plumbing.data_source import DATA_ENV_VAR, cache_dir, fetch_data, read_hourly, uci_download
 from tests.synthetic import hourly_table, write_csv
 
 TIMEOUT = 5.0
@@ -51,11 +52,36 @@ def closed_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_env_var_replaces_only_the_default() -> None:
-    environ = {DATA_ENV_VAR: "/data/hour.csv"}
-    assert choose_source("https://default", "https://default", environ) == "/data/hour.csv"
-    assert choose_source("/mine.csv", "https://default", environ) == "/mine.csv"
-    assert choose_source("https://default", "https://default", {}) == "https://default"
+def test_the_offline_copy_stands_in_for_the_uci_download_only(small_csv: Path, tmp_path: Path) -> None:
+    """BIKE_SHARING_DATA is read for the UCI URL alone, and must hold the pinned bytes: it can never change
+    what a run trains on. Other data is named by `data` itself."""
+    environ = {DATA_ENV_VAR: str(small_csv), "XDG_CACHE_HOME": str(tmp_path)}
+    with pytest.raises(
+        PipelineError, match=rf"{DATA_ENV_VAR}=.*hour\.csv is not a copy of the UCI download .*pass -P data="
+    ) as refused:
+        fetch_data(uci_download(), environ)
+    assert "\n" not in str(refused.value)
+    mine = fetch_data(str(small_csv), environ)
+    assert (mine.source, mine.read_from, mine.pinned) == (str(small_csv), str(small_csv), False)
+    missing = {DATA_ENV_VAR: str(tmp_path / "nowhere"), "XDG_CACHE_HOME": str(tmp_path)}
+    with pytest.raises(PipelineError, match=rf"^{DATA_ENV_VAR}: data file not found: .*nowhere"):
+        fetch_data(uci_download(), missing)
+
+
+@pytest.mark.real_data
+def test_the_offline_copy_is_read_as_the_uci_download(real_data: Path, tmp_path: Path) -> None:
+    copy = fetch_data(uci_download(), {DATA_ENV_VAR: str(real_data), "XDG_CACHE_HOME": str(tmp_path)})
+    assert (copy.source, copy.pinned) == (uci_download(), True)
+    assert copy.sha256 == settings.config()["ingest"]["uci_hour_csv_sha256"]
+    assert copy.read_params() == {"data": uci_download(), "data_sha256": copy.sha256}
+    assert Path(copy.read_from).is_file() and Path(copy.read_from).is_relative_to(real_data.resolve())
+
+
+def test_a_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    """A file that exists but whose read fails (here /proc/self/mem, which every read refuses, even
+    root's; a file without read permission fails the same way) is one line, not a traceback."""
+    with pytest.raises(PipelineError, match=r"^cannot read data /proc/\d+/mem \(input/output error\); pass"):
+        read_hourly("/proc/self/mem", None, tmp_path, TIMEOUT)
 
 
 def test_cache_dir_follows_xdg() -> None:
@@ -113,7 +139,7 @@ def test_download_is_cached_and_reused(
 
 def test_unreachable_url_says_what_to_do(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{closed_port()}/bike.zip"
-    hint = rf"pass -P data=<local UCI zip or hour\.csv> or set {DATA_ENV_VAR}"
+    hint = rf"pass -P data=<a local UCI zip or hour\.csv>, or set {DATA_ENV_VAR} to a copy"
     with pytest.raises(PipelineError, match=rf"cannot download {url} \(.*\); {hint}"):
         read_hourly(url, None, tmp_path, TIMEOUT)
     assert not list(tmp_path.rglob("*.zip")), "a failed download must leave nothing in the cache"
@@ -169,7 +195,7 @@ def test_a_broken_first_download_is_one_line_and_caches_nothing(
 def test_a_file_uri_reads_the_file(small_csv: Path, tmp_path: Path) -> None:
     by_uri = read_hourly(small_csv.as_uri(), None, tmp_path, TIMEOUT)
     assert by_uri.sha256 == read_hourly(str(small_csv), None, tmp_path, TIMEOUT).sha256
-    assert by_uri.source == str(small_csv)
+    assert by_uri.read_from == str(small_csv)
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,8 @@ from mlflow import MlflowClient
 from tqdm import tqdm
 
 from demand.errors import PipelineError
-from plumbing.study import Search, open_study
-from plumbing.trials import FINISHED, fail_finished_trial_runs, fail_trials_of, work
+from plumbing.tuning.study import Search, open_study
+from plumbing.tuning.worker import FINISHED, fail_finished_trial_runs, fail_trials_of, work
 
 POLL_SECONDS = 1.0
 

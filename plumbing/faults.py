@@ -1,0 +1,79 @@
+"""What went wrong outside the user's input, in one line (a tracking server that stopped answering, a full
+disk), and URIs as output may show them (no password).
+
+Every part of the project that words such a failure (the step CLIs, tracking, tuning, Spark, the scripts)
+uses these, so a fault reads the same wherever it happens and no secret reaches a log.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import mlflow
+
+from demand.errors import shown_path
+
+FULL_BYTES = 1024 * 1024  # a disk with less free space than this is full
+
+
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then what caused it, and so on (each once)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def server_trouble(error: BaseException) -> str | None:
+    """What went wrong, in one line, when `error` (or its cause) says the tracking server did not answer
+    or could not reach its artifact store; None for any other error."""
+    server = redacted(mlflow.get_tracking_uri())
+    for cause in causes(error):
+        text = str(cause)
+        if "/mlflow-artifacts/" in text and re.search(r"(error code|too many) 50[023]\b", text):
+            return f"the tracking server {server} could not reach its artifact store (HTTP 5xx); see its log"
+        if any(sign in text for sign in ("Max retries exceeded", "Connection refused", "ConnectionError")):
+            return f"the tracking server {server} stopped answering"
+    return None
+
+
+def full_disk(error: BaseException) -> str | None:
+    """Where the disk is full, when `error` (or what caused it) says so: a path, or the store."""
+    for cause in causes(error):
+        if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
+            return shown_path(cause.filename) if cause.filename else _full_folder()
+        if "database or disk is full" in str(cause):
+            return "the disk of the tracking store"
+    return None
+
+
+def _full_folder() -> str:
+    """A write error names no file: the folder this process writes to whose disk is full."""
+    for folder in (tempfile.gettempdir(), os.getcwd()):
+        if shutil.disk_usage(folder).free < FULL_BYTES:
+            return folder
+    return "the device"
+
+
+def redacted(uri: str) -> str:
+    """A tracking or store URI as output may show it: the password, if any, replaced by ***."""
+    parsed = urlsplit(uri)
+    if parsed.password is None:
+        return uri
+    host = parsed.netloc.rpartition("@")[2]
+    return urlunsplit(parsed._replace(netloc=f"{parsed.username}:***@{host}"))
+
+
+def without_credentials(uri: str) -> str:
+    """A URI with no user and password in it: what a request may be sent to."""
+    parsed = urlsplit(uri)
+    if "@" not in parsed.netloc:
+        return uri
+    return urlunsplit(parsed._replace(netloc=parsed.netloc.rpartition("@")[2]))
