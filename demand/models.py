@@ -91,7 +91,7 @@ class SeedBag(RegressorMixin, BaseEstimator):
         return np.mean([model.feature_importances_ for model in self.models_], axis=0)
 
 
-def build_model(model: str, hyperparameters: dict[str, Any], seed: int, target: str = "count") -> Pipeline:
+def build_model(model: str, hyperparameters: dict[str, Any], seed: int, target: str) -> Pipeline:
     """An unfitted pipeline: HourlyFeatures, then the estimator `model` names fitted to `target`, with
     predictions >= 0."""
     if model not in ESTIMATORS:
@@ -116,9 +116,7 @@ def target_values(train: pd.DataFrame, target: str) -> pd.Series | pd.DataFrame:
     return train[TARGET] if target == "count" else train[list(RIDER_COLUMNS)]
 
 
-def fit(
-    train: pd.DataFrame, model: str, hyperparameters: dict[str, Any], seed: int, target: str = "count"
-) -> Pipeline:
+def fit(train: pd.DataFrame, model: str, hyperparameters: dict[str, Any], seed: int, target: str) -> Pipeline:
     """The fitted pipeline (pure: no tracking, no files)."""
     pipeline = build_model(model, hyperparameters, seed, target)
     return pipeline.fit(model_inputs(train), target_values(train, target))

@@ -13,9 +13,12 @@ STYLE = (
 
 
 def render_report(
-    title: str, context: dict[str, str], scores: dict[str, dict[str, float]], skills: dict[str, float],
+    title: str,
+    context: dict[str, str],
+    scores: dict[str, dict[str, float]],
+    skills: dict[str, float],
     figures: dict[str, bytes],
-) -> str:  # fmt: skip
+) -> str:
     """`scores` maps model or baseline to its metrics; `figures` maps a caption to PNG bytes."""
     facts = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in context.items())
     header = "".join(f"<th>{m}</th>" for m in METRICS)

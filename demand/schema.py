@@ -43,9 +43,24 @@ FLOAT_RANGES: dict[str, tuple[float, float]] = {
     "windspeed": (0.0, 1.0),
 }
 HOURLY_COLUMNS = (
-    "instant", "dteday", "season", "yr", "mnth", "hr", "holiday", "weekday", "workingday",
-    "weathersit", "temp", "atemp", "hum", "windspeed", "casual", "registered", "cnt",
-)  # fmt: skip
+    "instant",
+    "dteday",
+    "season",
+    "yr",
+    "mnth",
+    "hr",
+    "holiday",
+    "weekday",
+    "workingday",
+    "weathersit",
+    "temp",
+    "atemp",
+    "hum",
+    "windspeed",
+    "casual",
+    "registered",
+    "cnt",
+)
 COUNT_COLUMNS = ("casual", "registered", TARGET)
 # What the model takes: a raw hourly record without the counts (records that carry them are accepted).
 MODEL_INPUT_COLUMNS = tuple(c for c in HOURLY_COLUMNS if c not in COUNT_COLUMNS)

@@ -26,9 +26,15 @@ class CheckedTable(PandasDataset):
 
 
 def log_table_input(
-    table: pd.DataFrame, *, source: str, name: str, target: str, digest: str, context: str,
+    table: pd.DataFrame,
+    *,
+    source: str,
+    name: str,
+    target: str,
+    digest: str,
+    context: str,
     tags: dict[str, str],
-) -> None:  # fmt: skip
+) -> None:
     """Log `table` (checked: no missing values) as a dataset input of the active run."""
     with warnings.catch_warnings():  # MLflow's hints on file URIs and integer columns do not apply here
         warnings.simplefilter("ignore", UserWarning)

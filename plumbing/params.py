@@ -54,9 +54,9 @@ def make_plan(
 ) -> Plan:
     """Every parameter of the pipeline checked before any work starts. `hyperparameters` names a YAML file
     (a path or a URI such as runs:/<tune run>/best_params.yaml) whose values replace config.yaml's."""
-    split, days = validate_split(split, test_days)
+    split, days = parse_split(split, test_days)
     chosen = read_hyperparameters_file(hyperparameters, model, split) if hyperparameters else {}
-    hyperparameters = validate_training(model, overrides, split, chosen)
+    hyperparameters = parse_hyperparameters(model, overrides, split, chosen)
     name = parse_model_name(model_name or settings.parameter_defaults("main")["model_name"])
     return Plan(data, split, days, model, hyperparameters, name, forced_steps(force))
 
@@ -84,13 +84,13 @@ def parse_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) ->
     return value
 
 
-def validate_split(split: str, test_days: str) -> tuple[str, int]:
+def parse_split(split: str, test_days: str) -> tuple[str, int]:
     """Check the parameters before any work starts."""
     return parse_choice("split", split, SPLITS), parse_positive_int("test_days", test_days)
 
 
-def validate_training(
-    model: str, overrides: dict[str, str], split: str = "time", chosen: dict[str, Any] | None = None
+def parse_hyperparameters(
+    model: str, overrides: dict[str, str], split: str, chosen: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The resolved hyperparameters (config.yaml's for the split, then `chosen`, then -P overrides), each
     checked against its type and range, or a one-line error before any work starts."""

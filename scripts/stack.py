@@ -106,14 +106,20 @@ def up() -> None:
     services.create_user(url, (ADMIN, state["admin_password"]), PIPELINE, state["pipeline_password"])
     services.grant_edit_on_everything(url, (ADMIN, state["admin_password"]), PIPELINE)
     tracking = {"MLFLOW_TRACKING_URI": url}
-    parts.write_env(folder / "env", tracking | {
-        "MLFLOW_TRACKING_USERNAME": PIPELINE, "MLFLOW_TRACKING_PASSWORD": state["pipeline_password"],
-    })  # fmt: skip
-    parts.write_env(folder / "admin.env", tracking | {
-        "MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": state["admin_password"],
-        "MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": state["s3_access_key"],
-        "AWS_SECRET_ACCESS_KEY": state["s3_secret_key"], "STACK_S3_BUCKET": options["STACK_S3_BUCKET"],
-    })  # fmt: skip
+    pipeline_login = {
+        "MLFLOW_TRACKING_USERNAME": PIPELINE,
+        "MLFLOW_TRACKING_PASSWORD": state["pipeline_password"],
+    }
+    admin_login = {
+        "MLFLOW_TRACKING_USERNAME": ADMIN,
+        "MLFLOW_TRACKING_PASSWORD": state["admin_password"],
+        "MLFLOW_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": state["s3_access_key"],
+        "AWS_SECRET_ACCESS_KEY": state["s3_secret_key"],
+        "STACK_S3_BUCKET": options["STACK_S3_BUCKET"],
+    }
+    parts.write_env(folder / "env", tracking | pipeline_login)
+    parts.write_env(folder / "admin.env", tracking | admin_login)
     print(
         f"The stack is up: {url} (store {redacted(tracking_db)}, artifacts s3://{options['STACK_S3_BUCKET']})"
     )

@@ -75,9 +75,12 @@ def ensure_bucket(endpoint: str, bucket: str, state: dict) -> None:
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
     client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id=state["s3_access_key"], aws_secret_access_key=state["s3_secret_key"],
-    )  # fmt: skip
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=state["s3_access_key"],
+        aws_secret_access_key=state["s3_secret_key"],
+    )
     reason = "no answer"
     for _ in waiting("the S3 store", endpoint):
         try:
@@ -101,12 +104,16 @@ def start_mlflow_server(
     """`mlflow server` with basic-auth: the store in databases[0], its users in databases[1]."""
     tracking_db, auth_db = databases
     auth_config = folder / "basic_auth.ini"
-    write_private(auth_config, "\n".join([
-        "[mlflow]", "default_permission = READ", f"database_uri = {auth_db}", "admin_username = admin",
+    settings = [
+        "[mlflow]",
+        "default_permission = READ",
+        f"database_uri = {auth_db}",
+        "admin_username = admin",
         f"admin_password = {state['admin_password']}",
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
-        f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}", "",
-    ]))  # fmt: skip
+        f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}",
+    ]
+    write_private(auth_config, "\n".join(settings) + "\n")
     environment = os.environ | {
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
@@ -118,11 +125,10 @@ def start_mlflow_server(
         "AWS_ACCESS_KEY_ID": state["s3_access_key"],
         "AWS_SECRET_ACCESS_KEY": state["s3_secret_key"],
     }
-    command = [
-        str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(state["ports"]["mlflow"]),
-        "--artifacts-destination", f"s3://{options['STACK_S3_BUCKET']}",
-        "--app-name", "basic-auth", "--workers", options["STACK_WORKERS"],
-    ]  # fmt: skip
+    address = ["--host", "127.0.0.1", "--port", str(state["ports"]["mlflow"])]
+    artifacts = ["--artifacts-destination", f"s3://{options['STACK_S3_BUCKET']}"]
+    serving = ["--app-name", "basic-auth", "--workers", options["STACK_WORKERS"]]
+    command = [str(BIN / "mlflow"), "server", *address, *artifacts, *serving]
     start(folder, "mlflow", command, environment)
 
 
@@ -166,10 +172,15 @@ def grant_edit_on_everything(url: str, admin: tuple[str, str], username: str) ->
     for resource_type, resource_id in grants:
         answer = requests.post(
             f"{url}/api/3.0/mlflow/users/permissions/grant",
-            json={"username": username, "resource_type": resource_type, "resource_id": resource_id,
-                  "permission": "EDIT"},
-            auth=admin, timeout=30,
-        )  # fmt: skip
+            json={
+                "username": username,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "permission": "EDIT",
+            },
+            auth=admin,
+            timeout=30,
+        )
         if not answer.ok and "already exists" not in answer.text:
             raise StackError(
                 f"cannot grant EDIT on {resource_type} {resource_id} (HTTP {answer.status_code})"
@@ -181,8 +192,3 @@ def _listed(url: str, admin: tuple[str, str], path: str, params: dict, key: str)
     if not answer.ok:
         raise StackError(f"cannot list {key} as admin (HTTP {answer.status_code})")
     return answer.json().get(key, [])
-
-
-def ini_value(text: str) -> str:
-    """`text` as a value in a file MLflow reads with configparser's interpolation."""
-    return text.replace("%", "%%")

@@ -69,10 +69,11 @@ class GuardedScoringApp:
         return CONTENT_TYPES[content_type]
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        too_large = RequestRefusedError(
-            413, "REQUEST_TOO_LARGE", f"the request is larger than {self.max_request_bytes:,} bytes; "
-            "split it, or score a file with `mlflow run . -e predict`",
-        )  # fmt: skip
+        explanation = (
+            f"the request is larger than {self.max_request_bytes:,} bytes; "
+            "split it, or score a file with `mlflow run . -e predict`"
+        )
+        too_large = RequestRefusedError(413, "REQUEST_TOO_LARGE", explanation)
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > self.max_request_bytes:
             raise too_large

@@ -31,14 +31,14 @@ from plumbing.names import (
     TEST_FILE,
     TRAIN_FILE,
 )
-from plumbing.params import validate_split
+from plumbing.params import parse_split
 from plumbing.tracking import StepResult, log_outputs, step_run
 
 log = logging.getLogger(__name__)
 
 
 def featurize(table: str, split: str, test_days: int) -> StepResult:
-    """Split and describe in the active run (parameters already checked by validate_split)."""
+    """Split and describe in the active run (parameters already checked by parse_split)."""
     mlflow.log_params({"table": table, "split": split, "test_days": test_days})
     frame = read_table(table, "ingested table")
     train, test = split_table(frame, split, test_days)
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def work() -> None:
-        split, test_days = validate_split(args.split, args.test_days)
+        split, test_days = parse_split(args.split, args.test_days)
         with step_run("featurize"):
             featurize(args.table, split, test_days)
 

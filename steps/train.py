@@ -28,7 +28,7 @@ from plumbing.artifacts import read_features
 from plumbing.cli import argument_parser, run_cli
 from plumbing.code import shipped_files
 from plumbing.names import FEATURES_DIR, MODEL_NAME
-from plumbing.params import parse_overrides, read_hyperparameters_file, validate_training
+from plumbing.params import parse_hyperparameters, parse_overrides, read_hyperparameters_file
 from plumbing.tracking import StepResult, record_outputs, step_run
 from serving.model import SCORING_MODULES, ShippedCode, log_model, model_identity
 
@@ -37,7 +37,7 @@ INPUT_EXAMPLE_ROWS = 5
 
 
 def train(features: str, model: str, hyperparameters: dict[str, Any], split: str) -> StepResult:
-    """Fit and log the model in the active run (hyperparameters already resolved by validate_training)."""
+    """Fit and log the model in the active run (hyperparameters already resolved by parse_hyperparameters)."""
     seed, target = settings.config()["seed"], settings.split_options(split)["target"]
     mlflow.log_params({"features": features, "model": model, "seed": seed, "target": target})
     mlflow.log_params({f"hp.{name}": value for name, value in hyperparameters.items()})
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         chosen = (
             read_hyperparameters_file(args.hyperparameters, args.model, split) if args.hyperparameters else {}
         )
-        hyperparameters = validate_training(args.model, overrides, split, chosen)
+        hyperparameters = parse_hyperparameters(args.model, overrides, split, chosen)
         with step_run("train"):
             train(args.features, args.model, hyperparameters, split)
 

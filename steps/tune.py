@@ -31,7 +31,7 @@ from plumbing.params import Plan, make_plan, parse_overrides, parse_positive_int
 from plumbing.pipeline.runner import PipelineResult, locked_runner, summary
 from plumbing.tracking import step_run
 from plumbing.tuning.pool import run_workers, study_summary
-from plumbing.tuning.study import Search, check_storage, check_study_name, search_digest
+from plumbing.tuning.study import Search, parse_storage, parse_study_name, search_digest
 from steps.main import prepare_features, train_to_registry
 
 MAX_WORKERS = 64
@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> None:
             raise PipelineError(
                 f"parameter workers={workers} is more than {MAX_WORKERS}; add machines instead"
             )
-        storage = check_storage(args.storage) if args.storage else ""
-        study = check_study_name(args.study) if args.study else ""
+        storage = parse_storage(args.storage) if args.storage else ""
+        study = parse_study_name(args.study) if args.study else ""
         overrides = parse_overrides(rest)
         pipeline = {k: v for k, v in vars(args).items() if k not in {"trials", "workers", "storage", "study"}}
         plan = make_plan(overrides=overrides, **pipeline)

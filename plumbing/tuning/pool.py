@@ -89,8 +89,9 @@ def run_workers(search: Search, workers: int, seed: int) -> tuple[optuna.Study, 
     return study, notes
 
 
-def _settle(process: multiprocessing.process.BaseProcess, study: optuna.Study, client: MlflowClient,
-            notes: list[str]) -> None:  # fmt: skip
+def _settle(
+    process: multiprocessing.process.BaseProcess, study: optuna.Study, client: MlflowClient, notes: list[str]
+) -> None:
     if process.exitcode == 0:
         return
     failed = fail_trials_of(study, process.pid, client)

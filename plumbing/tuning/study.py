@@ -51,7 +51,7 @@ def search_digest(space: dict[str, Any], base: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def check_storage(storage: str) -> str:
+def parse_storage(storage: str) -> str:
     """A database URL that Optuna can share between processes, or one line."""
     scheme = storage.split(":", 1)[0].split("+", 1)[0]
     try:
@@ -142,6 +142,6 @@ def _agree_on_facts(study: optuna.Study, search: Search) -> None:
         )
 
 
-def check_study_name(name: str) -> str:
+def parse_study_name(name: str) -> str:
     """A study name that is safe to print and to type again on another machine."""
     return parse_safe_name("study", name, "study name", ".", "_", ":", "-")

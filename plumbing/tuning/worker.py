@@ -102,9 +102,14 @@ def _trial(
     state, status = "FAIL", "FAILED"
     try:
         scores = fold_scores(
-            train, folds, model=search.facts["model"], hyperparameters=hyperparameters, seed=seed,
-            target=search.facts["target"], score=score,
-        )  # fmt: skip
+            train,
+            folds,
+            model=search.facts["model"],
+            hyperparameters=hyperparameters,
+            seed=seed,
+            target=search.facts["target"],
+            score=score,
+        )
         running = float("nan")
         for fold, running in enumerate(scores):
             client.log_metric(run_id, f"cv_{score}_running", running, step=fold)

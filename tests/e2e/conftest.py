@@ -20,8 +20,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         started = stack_command(environment, "up")
         assert started.returncode == 0, started.stdout + started.stderr
-        yield Stack(folder, read_env(folder / "env"), read_env(folder / "admin.env"), environment,
-                    [started.stdout, started.stderr])  # fmt: skip
+        yield Stack(
+            folder,
+            read_env(folder / "env"),
+            read_env(folder / "admin.env"),
+            environment,
+            [started.stdout, started.stderr],
+        )
     finally:
         stack_command(environment, "down")
         for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):

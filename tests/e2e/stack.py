@@ -17,6 +17,7 @@ from tests.helpers import PROJECT_DIR, VENV_BIN, cli_environment, dash_p
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 MLFLOW_RUN = (str(VENV_BIN / "mlflow"), "run", str(PROJECT_DIR), "--env-manager", "local")
+RUNNING_TRAIN = "tags.`mlflow.project.entryPoint` = 'train' AND attributes.status = 'RUNNING'"
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,11 @@ class Stack:
         return self.pipeline["MLFLOW_TRACKING_URI"]
 
     def secrets(self) -> list[str]:
-        return [self.pipeline["MLFLOW_TRACKING_PASSWORD"], self.admin["MLFLOW_TRACKING_PASSWORD"],
-                self.admin["AWS_SECRET_ACCESS_KEY"]]  # fmt: skip
+        return [
+            self.pipeline["MLFLOW_TRACKING_PASSWORD"],
+            self.admin["MLFLOW_TRACKING_PASSWORD"],
+            self.admin["AWS_SECRET_ACCESS_KEY"],
+        ]
 
     def run(self, *arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """A command against the stack as the pipeline user; its output is kept for the secrets check."""
@@ -75,8 +79,13 @@ def read_env(path: Path) -> dict[str, str]:
 def stack_command(environment: dict[str, str], command: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "scripts.stack", command],
-        cwd=PROJECT_DIR, env=environment, capture_output=True, text=True, timeout=400, check=False,
-    )  # fmt: skip
+        cwd=PROJECT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
 
 
 def pipeline_arguments(data: Path, experiment: str, model_name: str, *extra: str) -> list[str]:
@@ -90,17 +99,19 @@ def start_pipeline(
     """The scheduled rerun against the stack, in the background."""
     return subprocess.Popen(
         [str(PROJECT_DIR / "scripts" / "rerun"), *dash_p(f"data={data}", "test_days=7", *parameters)],
-        cwd=PROJECT_DIR, env=cli_environment(stack.url) | stack.pipeline | (env or {}),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=PROJECT_DIR,
+        env=cli_environment(stack.url) | stack.pipeline | (env or {}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_running_train(client: MlflowClient, experiment: str, pipeline: subprocess.Popen) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and pipeline.poll() is None:
         found = client.get_experiment_by_name(experiment)
-        if found and client.search_runs([found.experiment_id], "tags.`mlflow.project.entryPoint` = 'train' "
-                                        "AND attributes.status = 'RUNNING'"):  # fmt: skip
+        if found and client.search_runs([found.experiment_id], RUNNING_TRAIN):
             return
         time.sleep(0.5)
     raise AssertionError(

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from plumbing import settings
 from plumbing.names import EXPERIMENT_NAME, REUSED_FROM_TAG, STEPS
-from plumbing.params import validate_training
+from plumbing.params import parse_hyperparameters
 from steps.featurize import featurize
 from steps.ingest import ingest
 from steps.train import train
@@ -66,7 +66,7 @@ def test_two_registrations_at_once_leave_the_better_model_champion(server_uri: s
     small = {"hgb": {"max_iter": "50"}, "xgb": {"n_estimators": "200", "bagged_seeds": "1"}}  # quick fits
     for model, hyperparameters in small.items():
         with mlflow.start_run():
-            fitted = train(features, model, validate_training(model, hyperparameters), "time")
+            fitted = train(features, model, parse_hyperparameters(model, hyperparameters, "time"), "time")
             models[model] = fitted.outputs["model"]
     command = [sys.executable, "-m", "steps.register", "--features", features, "--model_uri"]
     racers = [

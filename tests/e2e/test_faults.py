@@ -161,18 +161,26 @@ def test_a_run_mlflow_run_leaves_before_the_project_starts_is_cleaned_up_by_a_la
     config = yaml.safe_load((project / "config.yaml").read_text())
     config["pipeline"]["orphan_after_seconds"] = 1
     (project / "config.yaml").write_text(yaml.safe_dump(config))
+    run_project = [str(VENV_BIN / "mlflow"), "run", str(project)]
+    options = ["--experiment-name", EXPERIMENT_NAME, "--env-manager", "local", "-P", "lr!=0.1"]
     crashed = subprocess.run(
-        [str(VENV_BIN / "mlflow"), "run", str(project), "--experiment-name", EXPERIMENT_NAME,
-         "--env-manager", "local", "-P", "lr!=0.1"],
-        env=cli_environment(tracking_uri), capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [*run_project, *options],
+        env=cli_environment(tracking_uri),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert crashed.returncode != 0
     (orphan,) = client.search_runs([experiment_id], "attributes.status = 'RUNNING'")
     time.sleep(1.5)
     later = subprocess.run(
         module_command(small_csv, "--n_estimators", "30", "--bagged_seeds", "1"),
-        cwd=project, env=cli_environment(tracking_uri), capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        cwd=project,
+        env=cli_environment(tracking_uri),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert later.returncode == 0, later.stderr[-3000:]
     assert client.get_run(orphan.info.run_id).info.status == "FAILED"
     assert "RUNNING" not in {run.info.status for run in client.search_runs([experiment_id])}

@@ -26,14 +26,19 @@ def git_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str
         ["git", "clone", "--quiet", "--bare", str(PROJECT_DIR), str(served / "project.git")], check=True
     )
     # Not HEAD: a run that ignored --version would record another commit.
-    commit = subprocess.run(["git", "-C", str(served / "project.git"), "rev-parse", "HEAD~1"],
-                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    commit = subprocess.run(
+        ["git", "-C", str(served / "project.git"), "rev-parse", "HEAD~1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     port = free_port()
+    options = ["--export-all", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}", f"--base-path={served}"]
     daemon = subprocess.Popen(
-        ["git", "daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
-         f"--base-path={served}", str(served)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        ["git", "daemon", *options, str(served)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"git://127.0.0.1:{port}/project.git"
     deadline = time.monotonic() + 30
     while subprocess.run(["git", "ls-remote", url], capture_output=True, check=False).returncode != 0:
@@ -56,18 +61,14 @@ def test_a_run_from_a_git_url_records_its_commit_on_every_step(
     url, commit = git_url
     clones = tmp_path / "clones"  # MLflow leaves a clone per git run in TMPDIR: give it one we clear
     clones.mkdir()
-    finished = mlflow_run(
-        tracking_uri, "--env-manager", manager, "--version", commit,
-        *dash_p("model=xgb", f"data={small_csv}", "test_days=7", "n_estimators=30", "bagged_seeds=1"),
-        project=url,
-        env={"TMPDIR": str(clones)},
-    )  # fmt: skip
+    options = ["--env-manager", manager, "--version", commit]
+    parameters = dash_p("model=xgb", f"data={small_csv}", "test_days=7", "n_estimators=30", "bagged_seeds=1")
+    finished = mlflow_run(tracking_uri, *options, *parameters, project=url, env={"TMPDIR": str(clones)})
     assert any((path / "MLproject").is_file() for path in clones.iterdir()), "the clone landed in TMPDIR"
     assert finished.returncode == 0, finished.stderr[-3000:]
     runs = [run for group in runs_by_entry_point(client).values() for run in group]
-    assert {run.data.tags["mlflow.project.entryPoint"] for run in runs} == {
-        "main", "ingest", "featurize", "train", "evaluate", "register",
-    }  # fmt: skip
+    entry_points = {run.data.tags["mlflow.project.entryPoint"] for run in runs}
+    assert entry_points == {"main", "ingest", "featurize", "train", "evaluate", "register"}
     assert {run.data.tags.get("mlflow.source.git.commit") for run in runs} == {commit}
     assert {run.info.status for run in runs} == {"FINISHED"}
     assert client.get_experiment_by_name(EXPERIMENT_NAME) is not None

@@ -3,6 +3,7 @@ train, and a tracking server that is down."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -86,8 +87,12 @@ def test_code_changes(client, tracking_uri: str, tmp_path: Path, small_csv: Path
     featurize.write_text(featurize.read_text() + "\n# a comment changes the code, not the output\n")
     run_module(project, tracking_uri, small_csv)
     assert actions(client, newest_parent(client)) == {
-        "ingest": "reused", "featurize": "ran", "train": "reused", "evaluate": "reused", "register": "reused",
-    }  # fmt: skip
+        "ingest": "reused",
+        "featurize": "ran",
+        "train": "reused",
+        "evaluate": "reused",
+        "register": "reused",
+    }
 
 
 def test_a_change_to_the_code_a_model_carries_registers_a_new_version(
@@ -105,8 +110,12 @@ def test_a_change_to_the_code_a_model_carries_registers_a_new_version(
     loader.write_text(loader.read_text().replace("send a table of records", "send a table of hourly records"))
     run_module(project, tracking_uri, small_csv, *passes_the_gate)
     assert actions(client, newest_parent(client)) == {
-        "ingest": "reused", "featurize": "reused", "train": "ran", "evaluate": "ran", "register": "ran",
-    }  # fmt: skip
+        "ingest": "reused",
+        "featurize": "reused",
+        "train": "ran",
+        "evaluate": "ran",
+        "register": "ran",
+    }
     versions = client.search_model_versions(f"name = '{name}'", order_by=["version_number DESC"])
     assert len(versions) == 2
     newest = f"models:/{name}/{versions[0].version}"
@@ -197,13 +206,21 @@ def test_tracking_server_down_fails_fast_with_a_clear_line(tmp_path: Path) -> No
 def test_the_scheduled_rerun_records_its_parameters_and_the_data_it_read(
     client, tracking_uri: str, experiment_id: str, small_csv: Path
 ) -> None:
-    environment = cli_environment(tracking_uri) | {"BIKE_SHARING_DATA": str(small_csv)}
+    environment = cli_environment(tracking_uri)
     stale = PROJECT_DIR / ".tmp" / "rerun" / "left-by-a-run-two-days-ago"
     stale.mkdir(parents=True, exist_ok=True)
     two_days_ago = time.time() - 2 * 86400
     os.utime(stale, (two_days_ago, two_days_ago))
     result = subprocess.run(
-        [str(PROJECT_DIR / "scripts" / "rerun"), "-P", "test_days=7", "-P", "model=ridge"],
+        [
+            str(PROJECT_DIR / "scripts" / "rerun"),
+            "-P",
+            f"data={small_csv}",
+            "-P",
+            "test_days=7",
+            "-P",
+            "model=ridge",
+        ],
         env=environment,
         capture_output=True,
         text=True,
@@ -211,7 +228,8 @@ def test_the_scheduled_rerun_records_its_parameters_and_the_data_it_read(
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (parent,) = runs_by_entry_point(client)["main"]
-    assert parent.data.params["data"] == parent.data.params["data_source"] == str(small_csv)
+    assert parent.data.params["data"] == str(small_csv)
+    assert parent.data.params["data_sha256"] == hashlib.sha256(small_csv.read_bytes()).hexdigest()
     given = {"test_days": "7", "model": "ridge", "split": "time", "force": "false"}  # -P, MLproject defaults
     assert given.items() <= parent.data.params.items()
     assert parent.info.status == "FINISHED"

@@ -140,9 +140,19 @@ def bad_requests(records: list[dict]) -> dict[str, tuple[bytes, str]]:
 
 @pytest.mark.parametrize(
     "case",
-    ["missing column", "wrong type", "a fraction for a whole number", "true for a whole number", "empty body",
-     "no records", "NaN", "null", "out-of-range category", "inconsistent date"],
-)  # fmt: skip
+    [
+        "missing column",
+        "wrong type",
+        "a fraction for a whole number",
+        "true for a whole number",
+        "empty body",
+        "no records",
+        "NaN",
+        "null",
+        "out-of-range category",
+        "inconsistent date",
+    ],
+)
 def test_a_bad_request_is_a_4xx_that_names_the_problem(served, real_data: Path, case: str) -> None:
     records = last_two_hours(real_data)
     body, expected = bad_requests(records)[case]
@@ -195,10 +205,17 @@ def test_a_hostile_request_gets_a_short_4xx_that_repeats_nothing(served, case: s
 
 @pytest.mark.parametrize(
     ("method", "path", "expected"),
-    [("GET", "/ping", 200), ("GET", "/health", 200), ("GET", "/version", 200), ("GET", "/invocations", 405),
-     ("HEAD", "/ping", 405),
-     ("POST", "/ping", 405), ("GET", f"/{MARKER}", 404), ("DELETE", "/invocations", 405)],
-)  # fmt: skip
+    [
+        ("GET", "/ping", 200),
+        ("GET", "/health", 200),
+        ("GET", "/version", 200),
+        ("GET", "/invocations", 405),
+        ("HEAD", "/ping", 405),
+        ("POST", "/ping", 405),
+        ("GET", f"/{MARKER}", 404),
+        ("DELETE", "/invocations", 405),
+    ],
+)
 def test_the_rest_contract_of_mlflow_and_nothing_else(served, method: str, path: str, expected: int) -> None:
     connection = http.client.HTTPConnection(urlparse(served[0]).netloc, timeout=30)
     connection.request(method, path)

@@ -96,17 +96,24 @@ def test_registry_predict_and_serving_on_the_stack(stack: Stack, small_csv: Path
 
     port = free_port()
     log = tmp_path / "serve.log"
-    command = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"models:/{name}@champion", "--env-manager",
-               "local", "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    address = ["--host", "127.0.0.1", "--port", str(port)]
+    serve = [str(VENV_BIN / "mlflow"), "models", "serve", "-m", f"models:/{name}@champion"]
+    command = [*serve, "--env-manager", "local", *address]
     with log.open("w") as written:
-        server = subprocess.Popen(command, env=cli_environment(stack.url) | stack.pipeline, stdout=written,
-                                  stderr=subprocess.STDOUT, cwd=tmp_path)  # fmt: skip
+        server = subprocess.Popen(
+            command,
+            env=cli_environment(stack.url) | stack.pipeline,
+            stdout=written,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
     try:
         wait_until_healthy(f"http://127.0.0.1:{port}/ping", server, log)
         records = [line.split(",") for line in small_csv.read_text().splitlines()[:3]]
         body = json.dumps({"dataframe_split": {"columns": records[0], "data": records[1:]}}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                         headers={"Content-Type": "application/json"})  # fmt: skip
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=60) as answer:
             assert len(json.loads(answer.read())["predictions"]) == 2
     finally:

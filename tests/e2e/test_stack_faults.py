@@ -66,9 +66,8 @@ def test_eight_pipelines_at_once_leave_the_registry_consistent(stack: Stack, sma
 
 def test_a_restart_of_the_tracking_server_mid_run_is_ridden_out(stack: Stack, small_csv: Path) -> None:
     experiment = "stack-restart"
-    pipeline = start_pipeline(stack, small_csv, "model=xgb", "n_estimators=3000", "bagged_seeds=1",
-                              "model_name=stack-restart",
-                              env={"MLFLOW_EXPERIMENT_NAME": experiment})  # fmt: skip
+    parameters = ("model=xgb", "n_estimators=3000", "bagged_seeds=1", "model_name=stack-restart")
+    pipeline = start_pipeline(stack, small_csv, *parameters, env={"MLFLOW_EXPERIMENT_NAME": experiment})
     wait_for_running_train(stack.client(), experiment, pipeline)
     assert stack_parts.stop(stack.folder, "mlflow")
     time.sleep(20)  # down for a while, as a restart is; longer than the fit, so the pipeline meets it
@@ -84,8 +83,8 @@ def test_a_restart_of_the_tracking_server_mid_run_is_ridden_out(stack: Stack, sm
 
 def test_an_object_store_outage_is_one_line_and_the_rerun_resumes(stack: Stack, small_csv: Path) -> None:
     experiment, name = "stack-outage", "stack-outage"
-    first = start_pipeline(stack, small_csv, "model=ridge", f"model_name={name}",
-                           env={"MLFLOW_EXPERIMENT_NAME": experiment})  # fmt: skip
+    in_experiment = {"MLFLOW_EXPERIMENT_NAME": experiment}
+    first = start_pipeline(stack, small_csv, "model=ridge", f"model_name={name}", env=in_experiment)
     assert finished_pipeline(first, stack)[0] == 0
     client = stack.client()
     before = [(v.version, sorted(v.aliases)) for v in client.search_model_versions(f"name = '{name}'")]
@@ -110,8 +109,9 @@ def test_an_object_store_outage_is_one_line_and_the_rerun_resumes(stack: Stack, 
     runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     assert "RUNNING" not in {run.info.status for run in runs}
 
-    resumed = start_pipeline(stack, small_csv, "model=ridge", "alpha=2.0", f"model_name={name}",
-                             env={"MLFLOW_EXPERIMENT_NAME": experiment})  # fmt: skip
+    resumed = start_pipeline(
+        stack, small_csv, "model=ridge", "alpha=2.0", f"model_name={name}", env=in_experiment
+    )
     code, err = finished_pipeline(resumed, stack)
     assert code == 0, err[-3000:]
 
@@ -137,14 +137,20 @@ def test_no_secret_appears_in_any_output_param_tag_or_artifact(stack: Stack) -> 
     if len(stack.outputs) < 20:
         pytest.skip("searches what the other stack tests saw: run it with them")
     client = stack.client()
-    logged = [str(run.data.params) + str(run.data.tags) for experiment in client.search_experiments()
-              for run in client.search_runs([experiment.experiment_id])]  # fmt: skip
+    logged = [
+        str(run.data.params) + str(run.data.tags)
+        for experiment in client.search_experiments()
+        for run in client.search_runs([experiment.experiment_id])
+    ]
     logged += [str(version.tags) for version in client.search_model_versions()]
     logs = [path.read_text(errors="replace") for path in stack.folder.glob("*.log")]
     s3 = stack.s3()
     bucket = stack.admin["STACK_S3_BUCKET"]
-    keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
-            for item in page.get("Contents", [])]  # fmt: skip
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for item in page.get("Contents", [])
+    ]
     artifacts = [
         s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode(errors="replace") for key in keys
     ]

@@ -105,8 +105,8 @@ def test_tune_runs_trials_as_nested_runs_and_its_best_reproduces_in_a_pipeline(
 
     # A normal pipeline run with best_params.yaml fits the very same model (train forced to run again).
     uri = f"runs:/{tune.info.run_id}/{BEST_PARAMS_ARTIFACT}"
-    again = mlflow_run(tracking_uri, "--env-manager", "local", *dash_p(f"data={real_data}",
-                       f"hyperparameters={uri}", "force=train"))  # fmt: skip
+    best_parameters = dash_p(f"data={real_data}", f"hyperparameters={uri}", "force=train")
+    again = mlflow_run(tracking_uri, "--env-manager", "local", *best_parameters)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "already holds this model; nothing registered" in again.stdout
     retrained = [

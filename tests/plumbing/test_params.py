@@ -7,7 +7,7 @@ import pytest
 from demand.errors import PipelineError
 from demand.models import MODELS
 from plumbing import settings
-from plumbing.params import parse_overrides, resolve_hyperparameters, validate_split, validate_training
+from plumbing.params import parse_hyperparameters, parse_overrides, parse_split, resolve_hyperparameters
 
 
 def test_config_has_hyperparameters_for_every_model() -> None:
@@ -22,7 +22,7 @@ def test_each_caller_gets_its_own_copy_of_the_declared_defaults() -> None:
 
 def test_unknown_model_lists_the_configured_choices() -> None:
     with pytest.raises(PipelineError, match=r"unknown model 'lasso'; choose one of: xgb, rf, hgb, ridge"):
-        validate_training("lasso", {})
+        parse_hyperparameters("lasso", {}, "time")
 
 
 def test_overrides_are_typed_from_config_defaults() -> None:
@@ -53,7 +53,7 @@ def test_overrides_are_typed_from_config_defaults() -> None:
 )
 def test_bad_overrides(overrides: dict[str, str], message: str) -> None:
     with pytest.raises(PipelineError, match=message):
-        validate_training("xgb", overrides)
+        parse_hyperparameters("xgb", overrides, "time")
 
 
 def test_parse_overrides_as_mlflow_passes_them() -> None:
@@ -77,7 +77,7 @@ def test_parse_overrides_as_mlflow_passes_them() -> None:
 )
 def test_bad_parameters(split: str, days: str, message: str) -> None:
     with pytest.raises(PipelineError, match=message):
-        validate_split(split, days)
+        parse_split(split, days)
 
 
 @pytest.mark.parametrize(
@@ -85,10 +85,10 @@ def test_bad_parameters(split: str, days: str, message: str) -> None:
     [
         lambda huge: parse_overrides([f"--{huge}"]),
         lambda huge: parse_overrides([huge]),
-        lambda huge: validate_training("xgb", {huge: "1"}),
-        lambda huge: validate_training("xgb", {"max_depth": huge}),
-        lambda huge: validate_training(huge, {}),
-        lambda huge: validate_split("time", huge),
+        lambda huge: parse_hyperparameters("xgb", {huge: "1"}, "time"),
+        lambda huge: parse_hyperparameters("xgb", {"max_depth": huge}, "time"),
+        lambda huge: parse_hyperparameters(huge, {}, "time"),
+        lambda huge: parse_split("time", huge),
     ],
     ids=["name without value", "stray argument", "unknown name", "bad value", "model", "test_days"],
 )
@@ -101,9 +101,9 @@ def test_a_message_repeats_only_a_short_prefix_of_a_parameter(check) -> None:
 
 @pytest.mark.parametrize("model", MODELS)
 def test_config_defaults_are_within_their_ranges(model: str) -> None:
-    validate_training(model, {})
+    parse_hyperparameters(model, {}, "time")
 
 
 def test_an_override_out_of_range_is_refused_before_any_work() -> None:
     with pytest.raises(PipelineError, match=r"hyperparameter learning_rate='-1.0' must be > 0 and <= 1"):
-        validate_training("xgb", {"learning_rate": "-1"})
+        parse_hyperparameters("xgb", {"learning_rate": "-1"}, "time")

@@ -77,8 +77,12 @@ def test_a_reused_rerun_imports_no_modelling_or_plotting_library(
     command = [sys.executable, "-X", "importtime", "-m", "steps.main", "--data", str(small_csv)]
     rerun = subprocess.run(
         [*command, "--test_days", "7", "--model", "ridge"],
-        env=cli_environment(tracking_uri), cwd=PROJECT_DIR, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=cli_environment(tracking_uri),
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert rerun.stdout.count(" reused ") == len(ALL_REUSED), rerun.stdout
     imported = {line.rsplit("|", 1)[-1].strip() for line in rerun.stderr.splitlines() if "|" in line}

@@ -24,9 +24,18 @@ serving.model.InvalidRecords: request: {message}
 
 @pytest.mark.parametrize(
     "master",
-    ["local", "local[*]", "local[2]", "local[4,3]", "local[*,2]", "spark://head:7077",
-     "spark://a.example:7077,b.example:7077", "yarn", "k8s://https://k8s.example:6443"],
-)  # fmt: skip
+    [
+        "local",
+        "local[*]",
+        "local[2]",
+        "local[4,3]",
+        "local[*,2]",
+        "spark://head:7077",
+        "spark://a.example:7077,b.example:7077",
+        "yarn",
+        "k8s://https://k8s.example:6443",
+    ],
+)
 def test_spark_master_urls_that_spark_takes(master: str) -> None:
     assert parse_spark_master(master) == master
 
@@ -51,14 +60,20 @@ def test_a_missing_pyspark_says_to_install_it(monkeypatch: pytest.MonkeyPatch) -
 @pytest.mark.parametrize(
     ("message", "rule"),
     [
-        ("column 'hr' is outside the documented range 0..23 on record 280",
-         "column 'hr' is outside the documented range 0..23"),
-        ("column 'temp' is not a number on records 3, 5, 8, 9, 10 and 2 more",
-         "column 'temp' is not a number"),
-        ("yr does not match the year of dteday (0: 2011, 1: 2012) on record 1",
-         "yr does not match the year of dteday (0: 2011, 1: 2012)"),
+        (
+            "column 'hr' is outside the documented range 0..23 on record 280",
+            "column 'hr' is outside the documented range 0..23",
+        ),
+        (
+            "column 'temp' is not a number on records 3, 5, 8, 9, 10 and 2 more",
+            "column 'temp' is not a number",
+        ),
+        (
+            "yr does not match the year of dteday (0: 2011, 1: 2012) on record 1",
+            "yr does not match the year of dteday (0: 2011, 1: 2012)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_record_check_is_found_in_the_cause_of_a_spark_error(message: str, rule: str) -> None:
     try:
         try:

@@ -81,8 +81,13 @@ def test_a_worker_whose_trials_keep_failing_stops_and_fails_each_run(
     table = parse_hourly(read_csv_text(path.read_bytes(), str(path)), str(path))
     split_table(table, "time", 92)[0].to_parquet(tmp_path / "train.parquet")
     parent = MlflowClient().create_run(experiment_id).info.run_id
-    failing = search(tmp_path, base=BASE | {"loss": "gamma"}, experiment_id=experiment_id,
-                     parent_run_id=parent, tracking_uri=tracking_uri)  # fmt: skip
+    failing = search(
+        tmp_path,
+        base=BASE | {"loss": "gamma"},
+        experiment_id=experiment_id,
+        parent_run_id=parent,
+        tracking_uri=tracking_uri,
+    )
     try:
         with pytest.raises(PipelineError, match=r"3 trials in a row failed in this worker"):
             work(failing, sampler_seed=1)

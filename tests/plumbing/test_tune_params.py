@@ -9,8 +9,8 @@ import yaml
 
 from demand.errors import PipelineError
 from plumbing import settings
-from plumbing.params import make_plan, read_hyperparameters_file, validate_training
-from plumbing.tuning.study import check_storage, check_study_name
+from plumbing.params import make_plan, parse_hyperparameters, read_hyperparameters_file
+from plumbing.tuning.study import parse_storage, parse_study_name
 
 
 def write(tmp_path: Path, content: object) -> str:
@@ -29,8 +29,8 @@ def test_a_best_params_file_replaces_config_values_and_minus_p_wins(tmp_path: Pa
 
 
 def test_the_kaggle_split_fits_its_own_objective() -> None:
-    assert validate_training("xgb", {}, "kaggle")["objective"] == "reg:squarederror"
-    assert validate_training("xgb", {}, "time")["objective"] == "count:poisson"
+    assert parse_hyperparameters("xgb", {}, "kaggle")["objective"] == "reg:squarederror"
+    assert parse_hyperparameters("xgb", {}, "time")["objective"] == "count:poisson"
     assert make_plan("data", "kaggle", "92", "xgb", {}).target == "log_riders"
 
 
@@ -77,7 +77,7 @@ def test_a_missing_best_params_file_says_what_to_pass(tmp_path: Path) -> None:
 )
 def test_a_bad_storage_is_one_line_that_never_repeats_a_password(storage: str, message: str) -> None:
     with pytest.raises(PipelineError, match=message) as raised:
-        check_storage(storage)
+        parse_storage(storage)
     assert "s3cret" not in str(raised.value)
 
 
@@ -87,14 +87,14 @@ def test_good_storages_and_study_names_pass() -> None:
         "postgresql://optuna@db:5432/optuna",
         "mysql+pymysql://u@h/d",
     ):
-        assert check_storage(storage) == storage
-    assert check_study_name("xgb-2026.11:team") == "xgb-2026.11:team"
+        assert parse_storage(storage) == storage
+    assert parse_study_name("xgb-2026.11:team") == "xgb-2026.11:team"
 
 
 @pytest.mark.parametrize("name", ["", "a b", "x" * 101, "../up", "name\nnext"])
 def test_a_bad_study_name_is_one_line(name: str) -> None:
     with pytest.raises(PipelineError, match=r"parameter study=.* is not a usable study name"):
-        check_study_name(name)
+        parse_study_name(name)
 
 
 def test_file_values_are_typed_like_config(tmp_path: Path) -> None:
@@ -106,4 +106,4 @@ def test_file_values_are_typed_like_config(tmp_path: Path) -> None:
 
 def test_a_gamma_loss_is_refused_where_riders_can_be_zero() -> None:
     with pytest.raises(PipelineError, match=r"loss='gamma' needs counts above zero, but split=time"):
-        validate_training("hgb", {"loss": "gamma"}, "time")
+        parse_hyperparameters("hgb", {"loss": "gamma"}, "time")

@@ -14,7 +14,7 @@ from mlflow.exceptions import MlflowException
 from demand.models import MODELS, fit
 from demand.schema import MODEL_INPUT_COLUMNS, model_inputs, parse_hourly
 from serving.model import BikeDemandModel, InvalidRecords, checked_records, load_pipeline, save_pipeline
-from tests.domain.test_models import SMALL
+from tests.domain.test_models import SHIPPED, SMALL
 from tests.synthetic import hourly_table
 
 
@@ -25,7 +25,7 @@ def table():
 
 @pytest.mark.parametrize("model", MODELS)
 def test_every_model_saves_and_loads_with_the_allow_list(table, model: str, tmp_path: Path) -> None:
-    pipeline = fit(table, model, SMALL[model], seed=0)
+    pipeline = fit(table, model, SMALL[model], seed=0, target=SHIPPED)
     saved = tmp_path / "model.skops"
     save_pipeline(pipeline, saved)
     loaded = BikeDemandModel(load_pipeline(saved))
@@ -62,7 +62,7 @@ class Untrusted:
 
 
 def test_a_model_file_with_a_type_outside_the_allow_list_is_refused(table, tmp_path: Path) -> None:
-    pipeline = fit(table, "ridge", SMALL["ridge"], seed=0)
+    pipeline = fit(table, "ridge", SMALL["ridge"], seed=0, target=SHIPPED)
     pipeline.steps.append(("extra", Untrusted()))
     path = tmp_path / "model.skops"
     skops.io.dump(pipeline, path)
