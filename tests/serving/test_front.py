@@ -14,10 +14,22 @@ import pytest
 from serving.front import GuardedScoringApp
 from serving.model import REQUEST_LABEL
 
-RECORD = {
-    "instant": 1, "dteday": "2012-10-01", "season": 4, "yr": 1, "mnth": 10, "hr": 8, "holiday": 0,
-    "weekday": 1, "workingday": 1, "weathersit": 1, "temp": 0.52, "atemp": 0.5, "hum": 0.61, "windspeed": 0.19,
-}  # fmt: skip
+RECORD = {  # one valid hour.csv record, without its counts
+    "instant": 1,
+    "dteday": "2012-10-01",
+    "season": 4,
+    "yr": 1,
+    "mnth": 10,
+    "hr": 8,
+    "holiday": 0,
+    "weekday": 1,
+    "workingday": 1,
+    "weathersit": 1,
+    "temp": 0.52,
+    "atemp": 0.5,
+    "hum": 0.61,
+    "windspeed": 0.19,
+}
 SECRET = 0.4242421  # a value only the client sent: no answer may contain it
 JSON = "application/json"
 
@@ -44,8 +56,16 @@ class Stub:
         await send({"type": "http.response.body", "body": self.body[half:]})
 
 
-def call(app: Any, body: bytes, *, path: str = "/invocations", method: str = "POST",
-         content_type: str = JSON, declare_length: bool = True, chunk: int = 0) -> tuple[int, bytes]:  # fmt: skip
+def call(
+    app: Any,
+    body: bytes,
+    *,
+    path: str = "/invocations",
+    method: str = "POST",
+    content_type: str = JSON,
+    declare_length: bool = True,
+    chunk: int = 0,
+) -> tuple[int, bytes]:
     """One HTTP request through `app`, the body sent whole or in `chunk`-byte pieces: (status, body)."""
     headers = [(b"content-type", content_type.encode())]
     headers += [(b"content-length", str(len(body)).encode())] if declare_length else []
@@ -103,7 +123,8 @@ def test_an_oversized_body_is_refused_before_the_model(declare_length: bool) -> 
 
 
 def test_malformed_json_gets_one_line_that_does_not_echo_the_body() -> None:
-    """The front passes unparseable JSON on (MLflow refuses it) and rewords MLflow's answer, which quotes it."""
+    """The front passes unparseable JSON on (MLflow refuses it), and rewords MLflow's answer, which quotes
+    the body."""
     body = b'{"dataframe_records": [{"hr": 8, "temp": 0.4242421,]}'
     stub = Stub(
         400, json.dumps({"error_code": "BAD_REQUEST", "message": f"Invalid input: {body!r}"}).encode()
@@ -150,7 +171,7 @@ def test_a_downstream_crash_hides_its_stack_trace() -> None:
 
 
 def test_the_models_own_record_check_is_kept() -> None:
-    """serving/model.py's words name the column, the rule and the record, never the value: kept as they are."""
+    """serving/model.py's words name the column, the rule and the record, never the value: kept as is."""
     own = f"{REQUEST_LABEL}: column 'hr' is outside the documented range 0..23 on record 2"
     stub = Stub(400, json.dumps({"error_code": "INVALID_PARAMETER_VALUE", "message": own}).encode())
     status, answer = call(GuardedScoringApp(stub), records({}, {"hr": 99}))
