@@ -124,7 +124,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=3, help="fresh stores for (1) (default 3)")
-    parser.add_argument("--repeat", type=int, default=100, help="lookups timed per size for (2) (default 30)")
+    parser.add_argument(
+        "--repeat", type=int, default=100, help="lookups timed per size for (2) (default 100)"
+    )
     parser.add_argument("--skip-rerun", action="store_true", help="only (2)")
     args = parser.parse_args()
     if not args.skip_rerun:

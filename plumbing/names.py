@@ -1,5 +1,9 @@
-"""Names shared between the steps and the plumbing: the experiment, steps, artifacts and tags. Each is
-defined here and nowhere else (metric names are in demand/metrics.py)."""
+"""Names shared between the steps and the plumbing: the experiment, steps, artifacts, and the tags of the
+pipeline's own bookkeeping. A name used by one module only lives in that module (the registry's version
+tags in plumbing/registry.py, tune's in plumbing/tuning/worker.py, predict's in steps/predict.py); metric
+names are in demand/metrics.py."""
+
+from mlflow.utils import mlflow_tags
 
 EXPERIMENT_NAME = "bike-sharing-demand"
 STEPS = ("ingest", "featurize", "train", "evaluate", "register")
@@ -22,8 +26,8 @@ PLOTS_DIR = "plots"
 DATASET_NAME = "bike-sharing-hourly"
 
 # Tags.
-ENTRY_POINT_TAG = "mlflow.project.entryPoint"
-PARENT_RUN_TAG = "mlflow.parentRunId"
+ENTRY_POINT_TAG = mlflow_tags.MLFLOW_PROJECT_ENTRY_POINT
+PARENT_RUN_TAG = mlflow_tags.MLFLOW_PARENT_RUN_ID
 
 # Tags of the pipeline's own bookkeeping (plumbing/pipeline/keys.py, cache.py, lock.py, liveness.py).
 CACHE_KEY_TAG = "pipeline.cache_key"

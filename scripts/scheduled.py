@@ -7,7 +7,8 @@ store again; when every step is reused, that start-up is about half of the rerun
 scheduled rerun runs `main` itself, in the project's .venv, as `mlflow run --env-manager local` would, with
 the same parameters (MLproject's defaults, `-P` overrides, hyperparameters). Its runs are the same as
 `mlflow run`'s, except that the parent run is tagged `mlflow.source.type` LOCAL, not PROJECT, and has no
-`mlflow.project.*` tags; `pipeline.entry_point` and the params name what ran.
+`mlflow.project.env` or `mlflow.project.backend` tags; `mlflow.project.entryPoint` and the params name
+what ran.
 """
 
 from __future__ import annotations

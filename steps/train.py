@@ -9,7 +9,7 @@ The split the features were made with (features/split.json) picks the target (co
 Artifacts:
     model: an MLflow pyfunc model (serving/model.py) around the scikit-learn pipeline saved with skops;
         it takes raw hourly records, checks them, and predicts counts. It carries an input example, a
-        signature (the input columns and the output), and the packages `serving` and `demand` as its code.
+        signature (the input columns and the output), and as its code exactly the modules scoring runs.
 """
 
 from __future__ import annotations
