@@ -24,10 +24,10 @@ from demand.metrics import regression_metrics
 from demand.models import fit, model_digest
 from demand.schema import TARGET, model_inputs
 from plumbing import settings
-from plumbing.artifacts import read_features
+from plumbing.artifacts import read_split, read_table
 from plumbing.cli import argument_parser, run_cli
 from plumbing.code import shipped_files
-from plumbing.names import FEATURES_DIR, MODEL_NAME
+from plumbing.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
 from plumbing.params import parse_hyperparameters, parse_overrides, read_hyperparameters_file
 from plumbing.tracking import StepResult, record_outputs, step_run
 from serving.model import SCORING_MODULES, ShippedCode, log_model, model_identity
@@ -41,7 +41,7 @@ def train(features: str, model: str, hyperparameters: dict[str, Any], split: str
     seed, target = settings.config()["seed"], settings.split_options(split)["target"]
     mlflow.log_params({"features": features, "model": model, "seed": seed, "target": target})
     mlflow.log_params({f"hp.{name}": value for name, value in hyperparameters.items()})
-    training = read_features(features).train
+    training = read_table(f"{features}/{TRAIN_FILE}", "training rows")  # the test rows stay unread
     started = time.perf_counter()
     pipeline = fit(training, model, hyperparameters, seed, target)
     fit_seconds = time.perf_counter() - started
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     args, rest = parser.parse_known_args(argv)
 
     def work() -> None:
-        overrides, split = parse_overrides(rest), read_features(args.features).split
+        overrides, split = parse_overrides(rest), read_split(args.features)["split"]
         chosen = (
             read_hyperparameters_file(args.hyperparameters, args.model, split) if args.hyperparameters else {}
         )

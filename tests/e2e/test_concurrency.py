@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from plumbing import settings
+from plumbing.data_source import fetch_data
 from plumbing.names import EXPERIMENT_NAME, REUSED_FROM_TAG, STEPS
 from plumbing.params import parse_hyperparameters
 from steps.featurize import featurize
@@ -59,7 +60,7 @@ def server_uri(tracking_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_two_registrations_at_once_leave_the_better_model_champion(server_uri: str, real_data: Path) -> None:
     mlflow.set_experiment(EXPERIMENT_NAME)
     with mlflow.start_run():
-        table = ingest(str(real_data)).outputs["table"]
+        table = ingest(fetch_data(str(real_data))).outputs["table"]
     with mlflow.start_run():
         features = featurize(table, "time", 92).outputs["features"]
     models = {}

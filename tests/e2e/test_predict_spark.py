@@ -88,6 +88,8 @@ def cases(
                 str(folder / "expected.csv"),
                 "",
                 settings.parameter_defaults("predict")["model_name"],
+                engine="pandas",
+                spark_master="local[1]",
             )
         finished = {name: ended(process) for name, process in processes.items()}
         runs = {

@@ -34,7 +34,7 @@ def table():
 
 
 def test_model_log_still_takes_validate_serving_input_and_skips_the_validation(
-    tracking_uri: str, table, monkeypatch: pytest.MonkeyPatch
+    experiment_id: str, table, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert "validate_serving_input" in inspect.getsource(mlflow.models.Model.log), (
         "mlflow.models.Model.log no longer reads validate_serving_input: PyfuncUnvalidated does nothing now"
@@ -52,7 +52,7 @@ def test_model_log_still_takes_validate_serving_input_and_skips_the_validation(
 
 
 def test_pandas_dataset_still_reads_its_schema_property_and_gets_the_full_schema(
-    tracking_uri: str, table
+    experiment_id: str, table
 ) -> None:
     assert "self.schema" in inspect.getsource(PandasDataset.to_dict), (
         "PandasDataset.to_dict no longer reads self.schema: CheckedTable's shortcut does nothing now"

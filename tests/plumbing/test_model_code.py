@@ -34,7 +34,7 @@ print(json.dumps(sorted(
 """
 
 
-def test_the_model_carries_exactly_the_code_it_scores_with(tracking_uri: str, tmp_path: Path) -> None:
+def test_the_model_carries_exactly_the_code_it_scores_with(experiment_id: str, tmp_path: Path) -> None:
     table = parse_hourly(hourly_table(days=14).astype(str), "hour.csv")
     pipeline = fit(table, "xgb", SMALL["xgb"], seed=0, target=SHIPPED)
     code = ShippedCode(settings.PROJECT_DIR, shipped_files(SCORING_MODULES))
