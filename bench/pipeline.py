@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from plumbing.data_source import offline_copy
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TARGET_RATIO = 1.3
@@ -64,8 +66,9 @@ def _run_id(log: str) -> str:
 
 
 def hour_csv_from_environment() -> Path:
-    """The hour.csv that BIKE_SHARING_DATA names (the file, or a folder holding it); exit if none."""
-    data = Path(os.environ.get("BIKE_SHARING_DATA", ""))
+    """The hour.csv of the offline copy that BIKE_SHARING_DATA names (the file, or a folder holding it);
+    exit if none."""
+    data = offline_copy() or Path("")
     hour_csv = data / "hour.csv" if data.is_dir() else data
     if not hour_csv.is_file():
         sys.exit("set BIKE_SHARING_DATA to the UCI data (a folder holding hour.csv, or hour.csv)")

@@ -12,6 +12,8 @@ import os
 import re
 import shutil
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,6 +22,8 @@ import mlflow
 from demand.errors import shown_path
 
 FULL_BYTES = 1024 * 1024  # a disk with less free space than this is full
+ARTIFACTS_ENDPOINT = "/mlflow-artifacts/"  # the tracking server's proxy to its artifact store
+HEALTH_TIMEOUT_SECONDS = 5
 
 
 def causes(error: BaseException) -> Iterator[BaseException]:
@@ -33,14 +37,42 @@ def causes(error: BaseException) -> Iterator[BaseException]:
 
 def server_trouble(error: BaseException) -> str | None:
     """What went wrong, in one line, when `error` (or its cause) says the tracking server did not answer
-    or could not reach its artifact store; None for any other error."""
-    server = redacted(mlflow.get_tracking_uri())
+    or could not reach its artifact store; None for any other error.
+
+    A server whose artifact store is down answers an artifact request with HTTP 5xx, or, during an upload,
+    may close the connection before reading the file: then the server itself is asked (its /health) whether
+    it is up, so that a lost artifact store is not reported as a lost server."""
+    uri = mlflow.get_tracking_uri()
     for cause in causes(error):
         text = str(cause)
-        if "/mlflow-artifacts/" in text and re.search(r"(error code|too many) 50[023]\b", text):
-            return f"the tracking server {server} could not reach its artifact store (HTTP 5xx); see its log"
+        artifacts = ARTIFACTS_ENDPOINT in text
+        if artifacts and re.search(r"(error code|too many) 50[023]\b", text):
+            return _artifact_store_down(uri)
         if any(sign in text for sign in ("Max retries exceeded", "Connection refused", "ConnectionError")):
-            return f"the tracking server {server} stopped answering"
+            if artifacts and answers(uri):
+                return _artifact_store_down(uri)
+            return f"the tracking server {redacted(uri)} stopped answering"
+    return None
+
+
+def _artifact_store_down(uri: str) -> str:
+    return f"the tracking server {redacted(uri)} could not reach its artifact store (HTTP 5xx); see its log"
+
+
+def answers(uri: str, timeout: float = HEALTH_TIMEOUT_SECONDS) -> bool:
+    """The tracking server at `uri` answers its /health (any HTTP answer counts) within `timeout`."""
+    return not_answering(uri, timeout) is None
+
+
+def not_answering(uri: str, timeout: float) -> str | None:
+    """Why the tracking server at `uri` does not answer its /health within `timeout`; None if it does."""
+    health = f"{without_credentials(uri).rstrip('/')}/health"
+    try:
+        urllib.request.urlopen(health, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (urllib.error.URLError, TimeoutError, OSError, ValueError) as error:
+        return str(getattr(error, "reason", error))
     return None
 
 

@@ -54,12 +54,6 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
-    """The table as a CSV at `path`, written as `csv_written_atomically` writes."""
-    with csv_written_atomically(path) as write:
-        write(table)
-
-
 @contextmanager
 def csv_written_atomically(path: Path) -> Iterator[Callable[[pd.DataFrame], None]]:
     """A writer of CSV chunks (the header once) into a file that appears at `path` only when the block

@@ -15,14 +15,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import mlflow
 
 from demand.errors import PipelineError, quoted
-from plumbing.faults import redacted, without_credentials
+from plumbing.faults import not_answering, redacted
 from scripts.store import prepare_store, repair_store
 
 TIMEOUT_SECONDS = 10
@@ -61,17 +59,12 @@ def check_parameter_names(arguments: list[str]) -> None:
 
 
 def check_tracking_server(uri: str) -> None:
-    try:
-        health = f"{without_credentials(uri).rstrip('/')}/health"
-        urllib.request.urlopen(health, timeout=TIMEOUT_SECONDS).close()
-    except urllib.error.HTTPError:
-        return  # it answered
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
-        reason = getattr(error, "reason", error)
+    reason = not_answering(uri, TIMEOUT_SECONDS)
+    if reason is not None:
         raise PipelineError(
             f"the tracking server {redacted(uri)} does not answer ({reason}); nothing was run. "
             "Check that it is up, or point MLFLOW_TRACKING_URI elsewhere."
-        ) from None
+        )
 
 
 def check(arguments: list[str], uri: str | None = None) -> None:

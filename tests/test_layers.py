@@ -120,7 +120,9 @@ def project_files() -> list[Path]:
 
 def test_no_project_file_is_over_250_lines() -> None:
     lengths = {
-        path: len(path.read_text(errors="replace").splitlines()) for path in project_files() if path.is_file()
+        path: len(path.read_text(errors="replace").splitlines())
+        for path in project_files()
+        if path.is_file() and path.suffix != ".md"  # prose has no cap: a doc is as long as its question
     }
     assert {str(path.relative_to(PROJECT_DIR)): n for path, n in lengths.items() if n > MAX_LINES} == {}
 

@@ -10,7 +10,7 @@ import pytest
 
 from demand.errors import PipelineError
 from plumbing.faults import full_disk
-from plumbing.files import output_file, readable_file, write_csv_atomically
+from plumbing.files import csv_written_atomically, output_file, readable_file
 
 
 def test_a_folder_is_not_an_output_file(tmp_path: Path) -> None:
@@ -18,6 +18,11 @@ def test_a_folder_is_not_an_output_file(tmp_path: Path) -> None:
         with pytest.raises(PipelineError, match="is a folder, not a file"):
             output_file(text)
     assert output_file(str(tmp_path / "made" / "p.csv")).parent.is_dir()
+
+
+def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
+    with csv_written_atomically(path) as write:
+        write(table)
 
 
 def test_a_write_on_a_full_disk_is_one_line_and_leaves_no_partial_file(small_disk: Path) -> None:
