@@ -18,6 +18,7 @@ Otherwise it becomes the challenger.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +138,17 @@ def decide(comparison: Comparison | None, rule: dict[str, Any]) -> tuple[str, st
     """The alias the candidate gets, and why."""
     if comparison is None:
         return CHAMPION, "first model: there is no champion yet"
+    numbers = (
+        comparison.candidate_rmse,
+        comparison.champion_rmse,
+        comparison.improvement,
+        comparison.p_value,
+    )
+    if not all(math.isfinite(number) for number in (*numbers, *comparison.interval)):
+        return (
+            CHALLENGER,
+            f"cannot be compared: the comparison is not a finite number ({comparison.describe()})",
+        )
     alpha = 1 - rule["confidence"]
     needed = rule["min_relative_improvement"] * comparison.champion_rmse
     if comparison.improvement <= 0:

@@ -6,13 +6,17 @@ kaggle: days 20 and later of each month are the test rows, as in Kaggle's "Bike 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, quoted
 
 SPLITS = ("time", "kaggle")
 KAGGLE_LAST_TRAIN_DAY = 19  # Kaggle "Bike Sharing Demand": days 1-19 of each month train, 20+ test
+
+DAY_RANGE = re.compile(r"\d{4}-\d{2}-\d{2}\.\.\d{4}-\d{2}-\d{2}")
 
 
 def split_table(table: pd.DataFrame, split: str, test_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -54,10 +58,16 @@ def day_ranges(days: pd.Series) -> str:
 
 
 def in_day_ranges(days: pd.Series, ranges: str) -> np.ndarray:
-    """For each of `days`, whether it lies in one of `ranges` (as day_ranges writes them)."""
+    """For each of `days`, whether it lies in one of `ranges` (as day_ranges writes them); a PipelineError
+    when `ranges` is not in that form."""
     dates = pd.to_datetime(days).dt.normalize().to_numpy()
     inside = np.zeros(len(dates), dtype=bool)
     for span in filter(None, ranges.split(",")):
+        if not DAY_RANGE.fullmatch(span):
+            raise PipelineError(f"{quoted(span)} is not a range of days YYYY-MM-DD..YYYY-MM-DD")
         start, _, end = span.partition("..")
-        inside |= (dates >= np.datetime64(start)) & (dates <= np.datetime64(end))
+        try:
+            inside |= (dates >= np.datetime64(start)) & (dates <= np.datetime64(end))
+        except ValueError:  # 2012-02-31
+            raise PipelineError(f"{quoted(span)} names a day that does not exist") from None
     return inside

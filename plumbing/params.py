@@ -19,7 +19,7 @@ from demand.errors import PipelineError, quoted, shown
 from demand.hyperparameters import check_hyperparameters
 from demand.split import SPLITS
 from plumbing import settings
-from plumbing.names import STEPS
+from plumbing.names import LOCK_SUFFIX, STEPS
 
 FORCE_CHOICES = ("false", "true", *STEPS)
 
@@ -232,8 +232,15 @@ def forced_steps(force: str) -> tuple[str, ...]:
 
 
 def parse_model_name(name: str) -> str:
-    """A registered model name that is safe in registry search filters and URIs."""
-    return parse_safe_name("model_name", name, "registered model name", ".", "_", "-")
+    """A registered model name that is safe in registry search filters and URIs, and that no pipeline lock
+    can take: locks are registered models named `<name>.lock` (plumbing/pipeline/lock.py)."""
+    parse_safe_name("model_name", name, "registered model name", ".", "_", "-")
+    if name.endswith(LOCK_SUFFIX) or f"{LOCK_SUFFIX}." in name:
+        raise PipelineError(
+            f"parameter model_name={quoted(name)} is reserved: registered models named *{LOCK_SUFFIX} are "
+            "the pipeline's locks; choose another name"
+        )
+    return name
 
 
 def parse_safe_name(parameter: str, value: str, what: str, *punctuation: str) -> str:

@@ -76,6 +76,19 @@ def existing_version(client: MlflowClient, name: str, digest: str) -> Any | None
     return versions[0] if versions else None
 
 
+def decided_versions(client: MlflowClient, name: str, besides: Any | None) -> list[str]:
+    """The versions of `name` whose registration finished (they carry the decision tag), but `besides`."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return []
+        raise
+    skip = str(besides.version) if besides is not None else None
+    found = {str(v.version) for v in versions if DECISION_TAG in v.tags and str(v.version) != skip}
+    return sorted(found, key=int)
+
+
 def current_champion(client: MlflowClient, name: str) -> Any | None:
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
@@ -109,12 +122,18 @@ def compare_with_champion(champion: Any, name: str, candidate: Candidate) -> tup
     """Re-score the champion on the candidate's test rows that neither trained on, and compare; (None,
     why) when it cannot score them or too few are left."""
     options = _promotion_rule()
-    unseen, why = unseen_by_champion(
-        candidate.test["dteday"],
-        training_days(MlflowClient(), champion),
-        champion.version,
-        options["min_comparable_days"],
-    )
+    try:
+        unseen, why = unseen_by_champion(
+            candidate.test["dteday"],
+            training_days(MlflowClient(), champion),
+            champion.version,
+            options["min_comparable_days"],
+        )
+    except PipelineError as error:  # a tag edited by hand, or written by a newer version
+        return None, (
+            f"cannot be compared: champion version {champion.version}'s tag {TRAIN_DAYS_TAG} is unreadable "
+            f"({error}); the champion stays"
+        )
     if unseen is None:
         return None, why
     test, predicted = candidate.test[unseen].reset_index(drop=True), candidate.predicted[unseen]
@@ -152,7 +171,10 @@ def promote(
             return f"models:/{name}/{version.version}", summary, {}
     champion = current_champion(client, name)
     comparison = None
-    if champion is None:
+    others = [] if champion is not None else decided_versions(client, name, besides=version)
+    if others:
+        alias, why = CHALLENGER, _no_champion(others)
+    elif champion is None:
         alias, why = decide(None, _promotion_rule())
     elif version is not None and champion.version == version.version:
         alias, why = CHAMPION, "it had become champion when its registration was interrupted"
@@ -171,6 +193,14 @@ def promote(
     verb = "finished the interrupted registration of" if finishing else "registered"
     summary = f"{verb} {name} version {version.version} as @{alias}{previous}: {why}"
     return f"models:/{name}/{version.version}", summary, comparison.as_metrics() if comparison else {}
+
+
+def _no_champion(versions: list[str]) -> str:
+    listed = f"versions {', '.join(versions)} are" if len(versions) > 1 else f"version {versions[0]} is"
+    return (
+        f"not compared: {listed} registered but none is @{CHAMPION} (was the alias removed by hand?); "
+        f"set @{CHAMPION} on the version that should serve"
+    )
 
 
 def _promotion_rule() -> dict[str, Any]:

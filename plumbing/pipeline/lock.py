@@ -30,7 +30,7 @@ from mlflow.exceptions import MlflowException
 
 from demand.errors import PipelineError
 from plumbing.liveness import HEARTBEAT, is_abandoned, liveness_tags
-from plumbing.names import HOST_TAG, OWNER_TAG, PID_TAG
+from plumbing.names import HOST_TAG, LOCK_SUFFIX, OWNER_TAG, PID_TAG
 
 log = logging.getLogger(__name__)
 FIRST_LOOK_SECONDS, LONGEST_LOOK_SECONDS = 0.5, 10.0
@@ -66,7 +66,7 @@ def pipeline_lock(
     stale_after: float,
 ) -> Iterator[HeldLock]:
     """Hold `<experiment>.lock` for the duration; wait up to `wait` seconds for another holder."""
-    name = f"{experiment_name}.lock"
+    name = f"{experiment_name}{LOCK_SUFFIX}"
     _acquire(client, name, owner_run_id, wait, stale_after)
     lock = HeldLock(client, name, owner_run_id)
     HEARTBEAT.locks[name] = owner_run_id
@@ -104,13 +104,21 @@ def _acquire(client: MlflowClient, name: str, owner_run_id: str, wait: float, st
 
 
 def _holder(client: MlflowClient, name: str) -> Any | None:
-    """The lock's registered model, or None when nobody holds it."""
+    """The lock's registered model, or None when nobody holds it. A registered model of that name that is
+    not a lock (only a lock carries the lock's description and an owner) stops the pipeline: it is never
+    waited for, taken over or deleted."""
     try:
-        return client.get_registered_model(name)
+        model = client.get_registered_model(name)
     except MlflowException as error:
         if error.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None
         raise  # the store did not answer: that says nothing about who holds the lock
+    if model.description != DESCRIPTION or OWNER_TAG not in model.tags:
+        raise PipelineError(
+            f"the registered model {name} is not a pipeline lock, but has the name this pipeline's lock "
+            "takes; it is left as it is: rename it, or name the experiment or model otherwise"
+        )
+    return model
 
 
 def _create(client: MlflowClient, name: str, owner_run_id: str) -> bool:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from demand.errors import PipelineError
 from demand.metrics import BASELINES
 from demand.promotion import CHALLENGER, CHAMPION, decide, gate_failures, paired_bootstrap, unseen_by_champion
 from demand.split import day_ranges, in_day_ranges
@@ -112,3 +115,17 @@ def test_day_ranges_round_trip() -> None:
     assert day_ranges(days) == "2011-01-01..2011-01-03,2011-02-01..2011-02-01"
     probe = pd.Series(pd.to_datetime(["2011-01-04", "2011-01-03", "2011-02-01", "2010-12-31"]))
     assert in_day_ranges(probe, day_ranges(days)).tolist() == [False, True, True, False]
+
+
+@pytest.mark.parametrize("field", ["candidate_rmse", "champion_rmse", "improvement", "p_value"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_comparison_that_is_not_a_finite_number_never_promotes(field: str, value: float) -> None:
+    comparison = dataclasses.replace(compare(candidate_noise=40, champion_noise=60), **{field: value})
+    alias, why = decide(comparison, RULE)
+    assert (alias, why.split(":")[0]) == (CHALLENGER, "cannot be compared")
+
+
+@pytest.mark.parametrize("ranges", ["garbage", "2011-01-01", "2011-01-01..", "2012-02-31..2012-03-01"])
+def test_unreadable_day_ranges_are_one_line(ranges: str) -> None:
+    with pytest.raises(PipelineError, match=r"is not a range of days|names a day that does not exist"):
+        in_day_ranges(pd.Series(pd.to_datetime(["2011-01-01"])), ranges)

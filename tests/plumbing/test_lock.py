@@ -26,15 +26,59 @@ from plumbing.names import (
     PID_START_TAG,
     PID_TAG,
 )
-from plumbing.pipeline.lock import pipeline_lock
+from plumbing.params import parse_model_name
+from plumbing.pipeline.lock import DESCRIPTION, pipeline_lock
 from plumbing.tracking import step_run
 
 LOCK = f"{EXPERIMENT_NAME}.lock"
 ORPHAN_AFTER = 900
 
 
+def create_lock(client, tags: dict[str, str]) -> None:
+    """A lock as another pipeline holds it."""
+    client.create_registered_model(LOCK, tags=tags, description=DESCRIPTION)
+
+
+@pytest.mark.parametrize(
+    ("name", "tags", "description"),
+    [
+        (LOCK, {}, None),
+        (LOCK, {OWNER_TAG: "squatter"}, "a model"),
+        (f"registry.{EXPERIMENT_NAME}.lock", {}, None),
+    ],
+    ids=["a plain model", "a model with an owner tag", "the registry lock's name"],
+)
+def test_a_registered_model_that_is_not_a_lock_is_never_taken_for_one(
+    client, experiment_id, name: str, tags: dict[str, str], description: str | None
+) -> None:
+    """Whatever made it, a registered model with a lock's name is not waited for, taken over or deleted:
+    the pipeline stops at once with one line, and the model keeps its versions."""
+    client.create_registered_model(name, tags=tags, description=description)
+    client.create_model_version(name, "runs:/0123/model")
+    experiment = name.removesuffix(".lock")
+    started = time.monotonic()
+    with (
+        pytest.raises(PipelineError, match=rf"^the registered model {name} is not a pipeline lock"),
+        pipeline_lock(client, experiment, "pipeline", wait=30, stale_after=0),
+    ):
+        pass
+    assert time.monotonic() - started < 5, "refused at once, not after the wait"
+    assert [str(v.version) for v in client.search_model_versions(f"name = '{name}'")] == ["1"]
+
+
+@pytest.mark.parametrize(
+    "name", ["bike.lock", f"registry.{EXPERIMENT_NAME}.lock", "x.lock.abandoned.0123", "a.LOCK"]
+)
+def test_a_model_name_a_lock_takes_is_refused(name: str) -> None:
+    if name == "a.LOCK":  # only the exact suffix is reserved: the registry's names are case-sensitive
+        assert parse_model_name(name) == name
+        return
+    with pytest.raises(PipelineError, match=r"is reserved: registered models named \*\.lock are"):
+        parse_model_name(name)
+
+
 def test_a_held_lock_makes_the_second_pipeline_wait_then_give_up(client, experiment_id) -> None:
-    client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_TAG: "first"})  # a live holder
+    create_lock(client, {**liveness_tags(), OWNER_TAG: "first"})  # a live holder
     started = time.monotonic()
     with (
         pytest.raises(
@@ -51,9 +95,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(client, experiment_id) -> N
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     )
-    client.create_registered_model(
-        LOCK, tags={**liveness_tags(), PID_TAG: dead.stdout.strip(), OWNER_TAG: "dead"}
-    )
+    create_lock(client, {**liveness_tags(), PID_TAG: dead.stdout.strip(), OWNER_TAG: "dead"})
     with pipeline_lock(client, EXPERIMENT_NAME, "next", wait=5, stale_after=600):
         assert client.get_registered_model(LOCK).tags[OWNER_TAG] == "next"
     assert client.search_registered_models() == [], "released, and nothing left behind"
@@ -64,7 +106,7 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(client, experiment_id) -> N
 
 def test_a_waiting_pipeline_backs_off_and_takes_the_lock_once_it_is_free(client, experiment_id) -> None:
     """It reads the lock between looks (no failed creates), looking less often as it waits."""
-    client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_TAG: "first"})
+    create_lock(client, {**liveness_tags(), OWNER_TAG: "first"})
     looks = []
     get = client.get_registered_model
 
@@ -135,7 +177,7 @@ def test_a_holder_that_lost_its_lock_stops_at_the_next_check(client, experiment_
     with pipeline_lock(client, EXPERIMENT_NAME, "first", wait=1, stale_after=600) as lock:
         lock.check()
         client.rename_registered_model(LOCK, f"{LOCK}.abandoned.first")  # what a takeover does
-        client.create_registered_model(LOCK, tags={**liveness_tags(), OWNER_TAG: "second"})
+        create_lock(client, {**liveness_tags(), OWNER_TAG: "second"})
         with pytest.raises(PipelineError, match=rf"this pipeline lost the lock {LOCK} to run second"):
             lock.check()
 

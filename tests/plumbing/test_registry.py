@@ -190,3 +190,28 @@ def test_a_champion_registered_before_train_days_existed_is_compared_by_its_trai
     assert better.registry.startswith(
         f"registered {NAME} version 2 as @champion (was version 1): clearly better"
     )
+
+
+def test_a_missing_or_unreadable_champion_record_never_lets_another_model_in(
+    client, experiment_id, small_csv: Path
+) -> None:
+    """With @champion removed by hand, or its train_days tag edited into garbage, the next model is
+    registered as @challenger with one line saying why; it never takes @champion for want of a record."""
+    small_pipeline(small_csv, "xgb", n_estimators="200", bagged_seeds="1")
+    client.delete_registered_model_alias(NAME, "champion")
+    second = small_pipeline(small_csv, "ridge")
+    assert second.registry == (
+        f"registered {NAME} version 2 as @challenger: not compared: version 1 is registered but none is "
+        "@champion (was the alias removed by hand?); set @champion on the version that should serve"
+    )
+    with pytest.raises(MlflowException):
+        client.get_model_version_by_alias(NAME, "champion")
+
+    client.set_registered_model_alias(NAME, "champion", "1")
+    for garbage, alpha in (("garbage", "0.2"), ("2012-02-31..2012-03-01", "0.3")):
+        client.set_model_version_tag(NAME, "1", "train_days", garbage)
+        third = small_pipeline(small_csv, "ridge", alpha=alpha)
+        assert "as @challenger: cannot be compared: champion version 1's tag train_days is unreadable" in (
+            third.registry
+        )
+        assert champion(client) == "1"
