@@ -30,7 +30,7 @@ from bench.pipeline import BIN, hour_csv_from_environment
 from demand.csv_text import read_csv_text
 from demand.schema import model_inputs, parse_hourly
 from plumbing import settings
-from plumbing.params import make_plan
+from plumbing.plan import make_plan
 from plumbing.settings import PROJECT_DIR
 from steps.main import run_pipeline
 

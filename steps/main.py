@@ -17,8 +17,9 @@ from functools import cache, partial
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
 from plumbing.data_source import fetch_data
-from plumbing.params import Plan, make_plan, parse_overrides
+from plumbing.hyperparameters import parse_overrides
 from plumbing.pipeline.runner import PipelineResult, StepRunner, locked_runner, summary
+from plumbing.plan import Plan, make_plan
 from plumbing.tracking import StepResult, step_run
 
 

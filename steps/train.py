@@ -27,8 +27,8 @@ from plumbing import settings
 from plumbing.artifacts import read_split, read_table
 from plumbing.cli import argument_parser, run_cli
 from plumbing.code import shipped_files
+from plumbing.hyperparameters import parse_hyperparameters, parse_overrides, read_hyperparameters_file
 from plumbing.names import FEATURES_DIR, MODEL_NAME, TRAIN_FILE
-from plumbing.params import parse_hyperparameters, parse_overrides, read_hyperparameters_file
 from plumbing.tracking import StepResult, record_outputs, step_run
 from serving.model import SCORING_MODULES, ShippedCode, log_model, model_identity
 

@@ -26,9 +26,11 @@ from plumbing import settings
 from plumbing.artifacts import read_features
 from plumbing.cli import argument_parser, run_cli
 from plumbing.faults import redacted
+from plumbing.hyperparameters import parse_overrides
 from plumbing.names import BEST_PARAMS_ARTIFACT, TRAIN_FILE
-from plumbing.params import Plan, make_plan, parse_overrides, parse_positive_int
+from plumbing.params import parse_positive_int
 from plumbing.pipeline.runner import PipelineResult, locked_runner, summary
+from plumbing.plan import Plan, make_plan
 from plumbing.tracking import step_run
 from plumbing.tuning.pool import run_workers, study_summary
 from plumbing.tuning.study import Search, parse_storage, parse_study_name, search_digest

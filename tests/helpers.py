@@ -16,8 +16,8 @@ from mlflow import MlflowClient
 
 from plumbing.code import PACKAGES
 from plumbing.names import ENTRY_POINT_TAG, EXPERIMENT_NAME, PARENT_RUN_TAG, REUSED_FROM_TAG, STEPS
-from plumbing.params import make_plan
 from plumbing.pipeline.runner import PipelineResult
+from plumbing.plan import make_plan
 from steps.main import run_pipeline
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

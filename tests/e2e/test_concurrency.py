@@ -12,8 +12,8 @@ from mlflow import MlflowClient
 
 from plumbing import settings
 from plumbing.data_source import fetch_data
+from plumbing.hyperparameters import parse_hyperparameters
 from plumbing.names import EXPERIMENT_NAME, REUSED_FROM_TAG, STEPS
-from plumbing.params import parse_hyperparameters
 from steps.featurize import featurize
 from steps.ingest import ingest
 from steps.train import train

@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from demand.schema import MODEL_INPUT_COLUMNS, PREDICTION_COLUMN
-from plumbing.params import make_plan
+from plumbing.plan import make_plan
 from steps.main import run_pipeline
 from tests.helpers import dash_p, mlflow_run, runs_by_entry_point
 

@@ -26,7 +26,7 @@ from mlflow.entities import Run
 from demand.schema import PREDICTION_COLUMN
 from plumbing import settings
 from plumbing.names import EXPERIMENT_NAME
-from plumbing.params import make_plan
+from plumbing.plan import make_plan
 from steps.main import run_pipeline
 from steps.predict import predict
 from tests.e2e.test_predict import error_lines, hour_csv_lines

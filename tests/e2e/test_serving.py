@@ -21,7 +21,7 @@ from demand.csv_text import read_csv_text
 from demand.schema import model_inputs, parse_hourly
 from plumbing import settings
 from plumbing.names import EXPERIMENT_NAME
-from plumbing.params import make_plan
+from plumbing.plan import make_plan
 from steps.main import run_pipeline
 from tests.helpers import PROJECT_DIR, cli_environment, free_port, wait_until_healthy
 

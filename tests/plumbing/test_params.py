@@ -7,7 +7,8 @@ import pytest
 from demand.errors import PipelineError
 from demand.models import MODELS
 from plumbing import settings
-from plumbing.params import parse_hyperparameters, parse_overrides, parse_split, resolve_hyperparameters
+from plumbing.hyperparameters import parse_hyperparameters, parse_overrides, resolve_hyperparameters
+from plumbing.params import parse_split
 
 
 def test_config_has_hyperparameters_for_every_model() -> None:

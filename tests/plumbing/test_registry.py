@@ -15,8 +15,8 @@ from mlflow.exceptions import MlflowException
 from demand.errors import PipelineError
 from plumbing import settings
 from plumbing.names import SUMMARY_TAG
-from plumbing.params import make_plan
 from plumbing.pipeline.runner import PipelineResult, summary
+from plumbing.plan import make_plan
 from plumbing.registry import DECISION_TAG
 from steps.main import run_pipeline
 

@@ -9,7 +9,8 @@ import yaml
 
 from demand.errors import PipelineError
 from plumbing import settings
-from plumbing.params import make_plan, parse_hyperparameters, read_hyperparameters_file
+from plumbing.hyperparameters import parse_hyperparameters, read_hyperparameters_file
+from plumbing.plan import make_plan
 from plumbing.tuning.study import parse_storage, parse_study_name
 
 
