@@ -8,12 +8,13 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable
 from types import FrameType
 
 import mlflow
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, redacted
 from plumbing.faults import full_disk, server_trouble
 from plumbing.names import EXPERIMENT_NAME
 
@@ -42,21 +43,21 @@ def run_cli(work: Callable[[], object]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _interrupt)
-    if not any(os.environ.get(name) for name in EXPERIMENT_ENV_VARS):
-        mlflow.set_experiment(EXPERIMENT_NAME)  # only outside `mlflow run`, which picks the experiment
     try:
+        if not any(os.environ.get(name) for name in EXPERIMENT_ENV_VARS):
+            mlflow.set_experiment(EXPERIMENT_NAME)  # only outside `mlflow run`, which picks the experiment
         work()
     except PipelineError as error:
-        log.error("%s", error)
+        log.error("%s", redacted(str(error)))
         sys.exit(1)
     except Interrupted as interruption:
         log.error("stopped by %s: the running runs are marked KILLED; the next run resumes", interruption)
         sys.exit(EXIT_INTERRUPTED)
     except Exception as error:
         where, unreachable = full_disk(error), server_trouble(error)
-        if where is None and unreachable is None:
-            raise
-        if where is not None:
+        if where is None and unreachable is None:  # a bug: its traceback, without any password in it
+            log.error("%s", redacted("".join(traceback.format_exception(error))).rstrip())
+        elif where is not None:
             log.error("no space left on %s; free some space and run again (the next run resumes)", where)
         else:
             log.error("%s; run again once it is fixed: finished steps are reused", unreachable)

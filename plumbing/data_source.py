@@ -27,7 +27,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from demand.errors import PipelineError, quoted, shown, shown_path
+from demand.errors import PipelineError, quoted, redacted, shown, shown_path
 from demand.hourly import HOURLY_FILE, hourly_csv, hourly_table
 from plumbing import settings
 from plumbing.files import why
@@ -63,12 +63,23 @@ def uci_download() -> str:
 
 def fetch_data(data: str, environ: Mapping[str, str] = os.environ) -> HourlyBytes:
     """hour.csv for the `data` parameter, with the project's pinned digest and download timeout."""
+    parse_data(data)
     options = settings.config()["ingest"]
     pinned = options["uci_hour_csv_sha256"] if data == uci_download() else None
     copy = offline_copy(environ)
     if pinned and copy is not None:
         return _from_offline_copy(data, copy, pinned)
     return read_hourly(data, pinned, cache_dir(environ), options["download_timeout_seconds"])
+
+
+def parse_data(data: str) -> str:
+    """`data`, unless it holds a password: runs record `data` as it is, for good."""
+    if redacted(data) != data:
+        raise PipelineError(
+            f"parameter data={quoted(data)} holds a password, and runs record `data` as it is; download the "
+            "file and pass -P data=<the local copy>"
+        )
+    return data
 
 
 def offline_copy(environ: Mapping[str, str] = os.environ) -> Path | None:

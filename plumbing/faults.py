@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 
-from demand.errors import shown_path
+from demand.errors import redacted, shown_path
 
 FULL_BYTES = 1024 * 1024  # a disk with less free space than this is full
 ARTIFACTS_ENDPOINT = "/mlflow-artifacts/"  # the tracking server's proxy to its artifact store
@@ -92,15 +92,6 @@ def _full_folder() -> str:
         if shutil.disk_usage(folder).free < FULL_BYTES:
             return folder
     return "the device"
-
-
-def redacted(uri: str) -> str:
-    """A tracking or store URI as output may show it: the password, if any, replaced by ***."""
-    parsed = urlsplit(uri)
-    if parsed.password is None:
-        return uri
-    host = parsed.netloc.rpartition("@")[2]
-    return urlunsplit(parsed._replace(netloc=f"{parsed.username}:***@{host}"))
 
 
 def without_credentials(uri: str) -> str:

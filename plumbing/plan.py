@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plumbing import settings
+from plumbing.data_source import parse_data
 from plumbing.hyperparameters import parse_hyperparameters, read_hyperparameters_file
 from plumbing.params import forced_steps, parse_model_name, parse_split
 
@@ -44,4 +45,4 @@ def make_plan(
     chosen = read_hyperparameters_file(hyperparameters, model, split) if hyperparameters else {}
     hyperparameters = parse_hyperparameters(model, overrides, split, chosen)
     name = parse_model_name(model_name or settings.parameter_defaults("main")["model_name"])
-    return Plan(data, split, days, model, hyperparameters, name, forced_steps(force))
+    return Plan(parse_data(data), split, days, model, hyperparameters, name, forced_steps(force))

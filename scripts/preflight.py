@@ -19,8 +19,8 @@ from collections.abc import Iterator
 
 import mlflow
 
-from demand.errors import PipelineError, quoted
-from plumbing.faults import not_answering, redacted
+from demand.errors import PipelineError, quoted, redacted
+from plumbing.faults import not_answering
 from scripts.store import prepare_store, repair_store
 
 TIMEOUT_SECONDS = 10
@@ -58,6 +58,18 @@ def check_parameter_names(arguments: list[str]) -> None:
             )
 
 
+def check_parameter_values(arguments: list[str]) -> None:
+    """No -P value holds a password: `mlflow run` would log it as a parameter, for good."""
+    tokens = iter(arguments)
+    for token in tokens:
+        pair = parameter_value(token, tokens)
+        if pair is not None and redacted(pair[1]) != pair[1]:
+            raise PipelineError(
+                f"-P {pair[0]} holds a password, and mlflow run would log it as a parameter for good; "
+                "nothing was run. Pass it without (a database: PGPASSWORD or ~/.pgpass; data: a local copy)"
+            )
+
+
 def check_tracking_server(uri: str) -> None:
     reason = not_answering(uri, TIMEOUT_SECONDS)
     if reason is not None:
@@ -71,6 +83,7 @@ def check(arguments: list[str], uri: str | None = None) -> None:
     """Every check above, for `mlflow run` arguments and a tracking URI (default: this process's)."""
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
     check_parameter_names(arguments)
+    check_parameter_values(arguments)
     if uri.startswith(("http://", "https://")):
         check_tracking_server(uri)
     else:

@@ -24,8 +24,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from demand.errors import first_line
-from plumbing.faults import redacted
+from demand.errors import first_line, redacted
 from scripts import stack_parts as parts
 from scripts import stack_services as services
 

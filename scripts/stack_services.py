@@ -10,8 +10,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from demand.errors import first_line
-from plumbing.faults import redacted
+from demand.errors import first_line, redacted
 from scripts.stack_parts import (
     BIN,
     WEED_PORTS,

@@ -20,8 +20,7 @@ from pathlib import Path
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from demand.errors import PipelineError
-from plumbing.faults import redacted
+from demand.errors import PipelineError, redacted
 
 log = logging.getLogger(__name__)
 LEFTOVER_PREFIX = "_alembic_tmp_"  # what an interrupted SQLite migration leaves: a copy of one table
@@ -75,6 +74,8 @@ def prepare_store(uri: str) -> str:
                 f"interrupted schema migration); back it up (cp {path} {path}.bak), then: {REPAIR_COMMAND}"
             )
         existed = path.is_file()
+        if not existed:  # the store holds the logins' parameters and tags: this user's alone
+            path.touch(mode=0o600)
         try:
             MlflowClient(uri).search_experiments(max_results=1)  # creates a new store, checks an old one
         except MlflowException as error:

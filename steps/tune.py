@@ -20,12 +20,11 @@ from pathlib import Path
 import mlflow
 import yaml
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, redacted
 from demand.tuning import check_search_space
 from plumbing import settings
 from plumbing.artifacts import read_features
 from plumbing.cli import argument_parser, run_cli
-from plumbing.faults import redacted
 from plumbing.hyperparameters import parse_overrides
 from plumbing.names import BEST_PARAMS_ARTIFACT, TRAIN_FILE
 from plumbing.params import parse_positive_int

@@ -14,10 +14,10 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-from demand.errors import PipelineError
+from demand.errors import PipelineError, redacted
 from demand.metrics import BASELINES, kaggle_comparison
 from plumbing import settings
-from plumbing.faults import redacted, without_credentials
+from plumbing.faults import without_credentials
 from plumbing.liveness import fail_abandoned_runs
 from plumbing.names import OUTPUT_DIGEST_TAG, OUTPUTS_TAG, REUSED_FROM_TAG, SUMMARY_TAG
 from plumbing.pipeline import cache, keys

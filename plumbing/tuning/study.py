@@ -18,9 +18,8 @@ import optuna
 import yaml
 from sqlalchemy.exc import SQLAlchemyError
 
-from demand.errors import PipelineError, first_line, quoted, shown
+from demand.errors import PipelineError, first_line, quoted, redacted, shown
 from plumbing import settings
-from plumbing.faults import redacted
 from plumbing.params import parse_safe_name
 
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")

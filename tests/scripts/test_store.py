@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from demand.errors import PipelineError
-from plumbing.faults import redacted, without_credentials
+from demand.errors import PipelineError, redacted
+from plumbing.faults import without_credentials
 from scripts.preflight import check_parameter_names, parameter_names
 from scripts.store import REPAIR_COMMAND, leftover_tables, prepare_store, repair_store
 
