@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,9 +30,12 @@ def readable_file(text: str, what: str) -> Path:
         raise PipelineError(f"cannot read {what} {shown_path(text)}: {why(error)}") from None
 
 
-def output_file(text: str) -> Path:
-    """Where an output file goes: refused before any work when it names a folder or cannot be made."""
+def output_file(text: str, source: Path | None = None) -> Path:
+    """Where an output file goes: refused before any work when it names a folder, the `source`
+    it is computed from, or cannot be made; a folder it needs is made, and said so."""
     path = Path(text).expanduser()
+    if source is not None and path.resolve() == source.resolve():
+        raise PipelineError(f"output {shown_path(text)} is the input file; write to another file")
     try:
         is_folder = path.is_dir()
     except OSError as error:  # a name too long, a loop of links...
@@ -41,10 +45,15 @@ def output_file(text: str) -> Path:
             f"output {shown_path(text)} is a folder, not a file; pass a file, "
             f"e.g. -P output={shown_path(path / 'predictions.csv')}"
         )
+    if path.parent.is_dir():
+        return path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True)
+    except FileExistsError:  # made meanwhile by another writer
+        return path
     except OSError as error:
         raise PipelineError(f"cannot make the folder of output {shown_path(text)}: {why(error)}") from None
+    print(f"made folder {shown_path(path.parent)} for output {shown_path(text)}", file=sys.stderr)
     return path
 
 

@@ -11,6 +11,7 @@ import re
 
 from demand.errors import PipelineError, quoted
 from demand.split import SPLITS
+from plumbing import settings
 from plumbing.names import LOCK_SUFFIX, STEPS
 
 FORCE_CHOICES = ("false", "true", *STEPS)
@@ -40,8 +41,16 @@ def parse_choice(name: str, value: str, choices: tuple[str, ...] | list[str]) ->
 
 
 def parse_split(split: str, test_days: str) -> tuple[str, int]:
-    """Check the parameters before any work starts."""
-    return parse_choice("split", split, SPLITS), parse_positive_int("test_days", test_days)
+    """The split and its test window; a test_days other than the default under a split that has no window
+    (kaggle tests days 20 and later of each month) is refused rather than ignored."""
+    split, days = parse_choice("split", split, SPLITS), parse_positive_int("test_days", test_days)
+    default = parse_positive_int("test_days", settings.parameter_defaults("featurize")["test_days"])
+    if split != "time" and days != default:
+        raise PipelineError(
+            f"parameter test_days={days} applies to split=time only; split={split} fixes its own test days: "
+            "drop -P test_days"
+        )
+    return split, days
 
 
 def forced_steps(force: str) -> tuple[str, ...]:

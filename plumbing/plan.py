@@ -44,5 +44,6 @@ def make_plan(
     split, days = parse_split(split, test_days)
     chosen = read_hyperparameters_file(hyperparameters, model, split) if hyperparameters else {}
     hyperparameters = parse_hyperparameters(model, overrides, split, chosen)
-    name = parse_model_name(model_name or settings.parameter_defaults("main")["model_name"])
+    default_name = settings.parameter_defaults("main")["model_name"]
+    name = parse_model_name(default_name if model_name is None else model_name)
     return Plan(parse_data(data), split, days, model, hyperparameters, name, forced_steps(force))

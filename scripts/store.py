@@ -19,8 +19,9 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import OperationalError as DatabaseError
 
-from demand.errors import PipelineError, redacted
+from demand.errors import PipelineError, redacted, shown
 
 log = logging.getLogger(__name__)
 LEFTOVER_PREFIX = "_alembic_tmp_"  # what an interrupted SQLite migration leaves: a copy of one table
@@ -66,6 +67,16 @@ def prepare_store(uri: str) -> str:
     path = sqlite_path(uri)
     if path is None:
         return f"nothing to prepare for {redacted(uri)}"
+    try:
+        return _prepare(uri, path)
+    except (OSError, sqlite3.OperationalError, DatabaseError) as error:  # read-only, locked too long...
+        raise PipelineError(
+            f"cannot open the tracking store {path} ({shown(error)}); check that this user may write to it "
+            "and that no other program holds it locked, then run again"
+        ) from None
+
+
+def _prepare(uri: str, path: Path) -> str:
     with store_lock(path):
         leftovers = leftover_tables(path)
         if leftovers:

@@ -32,6 +32,9 @@ def main() -> None:
     parser.add_argument("-w", "--workers", type=int, default=1, help="processes; one per core at most")
     parser.add_argument("--max-request-bytes", type=int, default=MAX_REQUEST_BYTES)
     args = parser.parse_args()
+    for flag, value, lowest, highest in (("--port", args.port, 1, 65535), ("--workers", args.workers, 1, 64)):
+        if not lowest <= value <= highest:
+            raise SystemExit(f"error: {flag} {value} is outside {lowest}..{highest}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=args.model_uri)

@@ -53,8 +53,8 @@ def predict(
 ) -> StepResult:
     """Read, check, predict and write, chunk by chunk, logging into the active run (engine and
     spark_master checked by the caller)."""
-    target = output_file(output_path)
     source = readable_file(input_path, "input")
+    target = output_file(output_path, source)
     label = shown_path(source)
     uri, version = resolve_model(MlflowClient(), model_uri, model_name)
     # `mlflow run` logs the parameters as given; this logs what they resolved to.

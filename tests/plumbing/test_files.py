@@ -20,6 +20,26 @@ def test_a_folder_is_not_an_output_file(tmp_path: Path) -> None:
     assert output_file(str(tmp_path / "made" / "p.csv")).parent.is_dir()
 
 
+def test_an_output_that_is_its_source_under_another_name_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "records.csv"
+    source.write_text("a\n1\n")
+    (tmp_path / "link.csv").symlink_to(source)
+    for text in (str(source), f"{tmp_path}/./records.csv", str(tmp_path / "link.csv")):
+        with pytest.raises(PipelineError, match="is the input file; write to another file"):
+            output_file(text, source)
+    assert source.read_text() == "a\n1\n"
+
+
+def test_a_folder_made_for_an_output_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    output_file(str(tmp_path / "new" / "deeper" / "p.csv"))
+    assert (
+        capsys.readouterr().err.strip()
+        == f"made folder {tmp_path}/new/deeper for output {tmp_path}/new/deeper/p.csv"
+    )
+    output_file(str(tmp_path / "new" / "deeper" / "q.csv"))
+    assert capsys.readouterr().err == "", "an existing folder is not announced"
+
+
 def write_csv_atomically(table: pd.DataFrame, path: Path) -> None:
     with csv_written_atomically(path) as write:
         write(table)

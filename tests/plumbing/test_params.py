@@ -9,6 +9,7 @@ from demand.models import MODELS
 from plumbing import settings
 from plumbing.hyperparameters import parse_hyperparameters, parse_overrides, resolve_hyperparameters
 from plumbing.params import parse_split
+from plumbing.plan import make_plan
 
 
 def test_config_has_hyperparameters_for_every_model() -> None:
@@ -108,3 +109,20 @@ def test_config_defaults_are_within_their_ranges(model: str) -> None:
 def test_an_override_out_of_range_is_refused_before_any_work() -> None:
     with pytest.raises(PipelineError, match=r"hyperparameter learning_rate='-1.0' must be > 0 and <= 1"):
         parse_hyperparameters("xgb", {"learning_rate": "-1"}, "time")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("kaggle", "5"), r"test_days=5 applies to split=time only; split=kaggle fixes its own test days"),
+        (("time", "7", ""), r"parameter model_name='' is not a usable registered model name"),
+    ],
+    ids=["test_days under the kaggle split", "an empty model_name"],
+)
+def test_what_would_be_ignored_or_replaced_silently_is_refused(
+    arguments: tuple[str, ...], message: str
+) -> None:
+    split, test_days, *name = arguments
+    with pytest.raises(PipelineError, match=message):
+        make_plan("hour.csv", split, test_days, "ridge", {}, **({"model_name": name[0]} if name else {}))
+    assert make_plan("hour.csv", "kaggle", "92", "ridge", {}).split == "kaggle", "the default is no choice"

@@ -60,3 +60,12 @@ def test_a_bad_row_in_a_late_chunk_leaves_no_output(
     ):
         run_predict(source, output)
     assert sorted(path.name for path in folder.iterdir()) == ["records.csv"], "no output, no partial file"
+
+
+def test_an_output_that_is_the_input_is_refused_before_it_is_touched(
+    experiment_id: str, small_csv: Path
+) -> None:
+    before = small_csv.read_bytes()
+    with pytest.raises(PipelineError, match=r"output .*hour\.csv is the input file; write to another"):
+        run_predict(small_csv, small_csv.parent / "." / small_csv.name)
+    assert small_csv.read_bytes() == before

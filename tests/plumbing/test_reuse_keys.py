@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from plumbing import settings
 from plumbing.names import KEY_PARTS_TAG, STEPS
 from tests.helpers import PROJECT_DIR, pipeline
 
@@ -35,7 +36,8 @@ def documented_keys() -> dict[str, tuple[set[str], set[str]]]:
 def test_the_documented_reuse_keys_are_the_keys_the_pipeline_writes(
     client, experiment_id, small_csv: Path, split: str
 ) -> None:
-    result = pipeline(str(small_csv), split, "7", "ridge", {"alpha": "1.0"})
+    test_days = "7" if split == "time" else settings.parameter_defaults("featurize")["test_days"]
+    result = pipeline(str(small_csv), split, test_days, "ridge", {"alpha": "1.0"})
     documented = documented_keys()
     assert sorted(documented) == sorted(STEPS)
     for record in result.steps:

@@ -83,3 +83,25 @@ def test_parameter_names_in_every_form_mlflow_run_takes() -> None:
 )
 def test_a_uri_is_never_shown_with_its_password(uri: str, shown: str, sent: str) -> None:
     assert (redacted(uri), without_credentials(uri)) == (shown, sent)
+
+
+def test_a_store_that_cannot_be_written_is_one_line() -> None:
+    """/proc takes no new files, whoever asks (root included): as a read-only disk would refuse them."""
+    with pytest.raises(
+        PipelineError, match=r"^cannot open the tracking store /proc/mlflow\.db \(.*\); check"
+    ):
+        prepare_store("sqlite:////proc/mlflow.db")
+
+
+def test_a_store_locked_by_another_program_is_one_line_after_a_bounded_wait(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    prepare_store(uri)
+    holder = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(PipelineError, match=r"cannot open the tracking store .*database is locked"):
+            prepare_store(uri)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert prepare_store(uri).endswith("is up to date")
