@@ -38,4 +38,26 @@ def hourly_table(content: bytes, label: str) -> pd.DataFrame:
 
 
 def describe_table(table: pd.DataFrame) -> dict[str, float]:
-    return {"rows": len(table), "days": table["dteday"].nunique(), "cnt_total": float(table[TARGET].sum())}
+    return {
+        "rows": len(table),
+        "days": table["dteday"].nunique(),
+        "cnt_total": float(table[TARGET].sum()),
+        "missing_hours": len(missing_hours(table)),
+    }
+
+
+def missing_hours(table: pd.DataFrame) -> pd.DatetimeIndex:
+    """The hours between the table's first and last that have no row (the UCI file itself lacks 165)."""
+    stamps = pd.DatetimeIndex(table["dteday"] + pd.to_timedelta(table["hr"], unit="h"))
+    return pd.date_range(stamps.min(), stamps.max(), freq="h").difference(stamps)
+
+
+def describe_gaps(missing: pd.DatetimeIndex, rows: int, label: str) -> str:
+    """One line on the hours a table lacks: how many, and the longest stretch."""
+    stretches = pd.Series(missing).diff().ne(pd.Timedelta(hours=1)).cumsum()
+    lengths = stretches.value_counts()
+    start = missing[int((stretches == lengths.idxmax()).to_numpy().argmax())]
+    return (
+        f"{label}: {len(missing)} of {rows + len(missing)} hours have no row, the longest stretch "
+        f"{lengths.max()} hour(s) from {start:%Y-%m-%d %H:00}; they are left out, not filled"
+    )

@@ -71,10 +71,29 @@ RULES: dict[str, dict[str, Between | OneOf]] = {
 }
 
 
+# The hyperparameter that sizes one model: bagged_seeds models of that size are trained, and together
+# they may not grow past the size one model may have.
+MODEL_SIZE = {"xgb": "n_estimators", "rf": "n_estimators", "hgb": "max_iter"}
+
+
 def check_hyperparameters(model: str, values: dict[str, Any]) -> None:
-    """A PipelineError naming the first hyperparameter outside its range, and the range."""
+    """A PipelineError naming the first hyperparameter outside its range, and the range; then the
+    bagged models' total size."""
     for name, value in values.items():
         rule = RULES.get(model, {}).get(name)
         problem = rule.problem(value) if rule is not None else f"has no known range for model {model}"
         if problem:
             raise PipelineError(f"hyperparameter {name}={quoted(value)} {problem} (model {model})")
+    _check_bagged_size(model, values)
+
+
+def _check_bagged_size(model: str, values: dict[str, Any]) -> None:
+    size, seeds = MODEL_SIZE.get(model), values.get("bagged_seeds")
+    if size not in values or seeds is None:
+        return
+    trees, most = values[size] * seeds, RULES[model][size].high
+    if trees > most:
+        raise PipelineError(
+            f"hyperparameters {size}={values[size]} and bagged_seeds={seeds} train {trees:,} trees in all, "
+            f"more than {most:,.0f} (model {model}); lower one of them"
+        )

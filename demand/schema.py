@@ -35,6 +35,7 @@ INTEGER_RANGES: dict[str, tuple[int | None, int | None]] = {
     "registered": (0, None),
     "cnt": (0, None),
 }
+LARGEST_WHOLE_NUMBER = 2.0**63  # int64, what a whole-number column is stored as, holds less
 # Normalised by the Readme's maxima, so all lie in [0, 1].
 FLOAT_RANGES: dict[str, tuple[float, float]] = {
     "temp": (0.0, 1.0),
@@ -190,6 +191,8 @@ def _parse_column(cells: pd.Series, column: str, label: str, rows: RowNames) -> 
         else:
             numbers = pd.to_numeric(cells.where(cells.str.fullmatch(r"[+-]?\d+")), errors="coerce")
         _reject(cells, numbers.isna(), label, column, "is not a whole number", rows=rows)
+        too_large = numbers.astype("float64").abs() >= LARGEST_WHOLE_NUMBER
+        _reject(cells, too_large, label, column, "is beyond the 64-bit range (±9.2e18)", rows=rows)
         low, high = INTEGER_RANGES[column]
         values = numbers.astype("int64")
     else:

@@ -15,6 +15,7 @@ import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
@@ -80,10 +81,19 @@ def full_disk(error: BaseException) -> str | None:
     """Where the disk is full, when `error` (or what caused it) says so: a path, or the store."""
     for cause in causes(error):
         if isinstance(cause, OSError) and cause.errno == errno.ENOSPC:
-            return shown_path(cause.filename) if cause.filename else _full_folder()
+            return _existing_folder(cause.filename) if cause.filename else _full_folder()
         if "database or disk is full" in str(cause):
             return "the disk of the tracking store"
     return None
+
+
+def _existing_folder(filename: str | bytes) -> str:
+    """The folder a failed write was in, or the nearest one that still exists (a temporary folder that
+    held the file is often gone by the time the error is shown): where to free space."""
+    path = Path(os.fsdecode(filename)).absolute().parent
+    while not path.is_dir() and path != path.parent:
+        path = path.parent
+    return shown_path(str(path))
 
 
 def _full_folder() -> str:

@@ -18,6 +18,8 @@ from demand.hyperparameters import check_hyperparameters
 from plumbing import settings
 from plumbing.params import parse_choice
 
+MAX_YAML_BYTES = 64 * 1024  # a hyperparameters file is a few lines
+
 
 def parse_hyperparameters(
     model: str, overrides: dict[str, str], split: str, chosen: dict[str, Any] | None = None
@@ -45,7 +47,7 @@ def read_hyperparameters_file(location: str, model: str, split: str) -> dict[str
     try:
         remote = len(urlsplit(location).scheme) > 1  # runs:/, models:/, s3://, file://, not C:/
         local = mlflow.artifacts.download_artifacts(location) if remote else location
-        content = yaml.safe_load(Path(local).read_text())
+        content = _plain_yaml(Path(local))
     except Exception as error:
         raise PipelineError(
             f"parameter hyperparameters={quoted(location)} cannot be read ({shown(error)}); "
@@ -77,6 +79,26 @@ def read_hyperparameters_file(location: str, model: str, split: str) -> dict[str
     typed = {name: _coerce(name, str(value), defaults[name]) for name, value in values.items()}
     check_hyperparameters(model, typed)
     return typed
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a few lines of aliases can stand for gigabytes of values."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("it uses YAML aliases (*name); write each value out")
+        return super().compose_node(parent, index)
+
+
+def _plain_yaml(path: Path) -> Any:
+    """A small YAML file's content, read without aliases; ValueError or YAMLError otherwise."""
+    with path.open("rb") as handle:
+        text = handle.read(MAX_YAML_BYTES + 1)
+    if len(text) > MAX_YAML_BYTES:
+        raise ValueError(
+            f"it is larger than {MAX_YAML_BYTES // 1024} KiB, and best_params.yaml is a few lines"
+        )
+    return yaml.load(text, Loader=_PlainLoader)  # a SafeLoader: no Python objects either
 
 
 def parse_overrides(arguments: list[str]) -> dict[str, str]:

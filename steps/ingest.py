@@ -8,7 +8,8 @@ Logged:
     params data (as given), data_sha256 (of hour.csv's exact bytes),
         data_checksum (`pinned` for the UCI download, else `recorded`), first_day, last_day; tag
         data_read_from (the file read: the download's cached copy, the offline copy, or the file itself);
-        metrics rows, days, cnt_total.
+        metrics rows, days, cnt_total, missing_hours (between the first and last hour; a warning
+        says how many and the longest stretch).
     data/hour.parquet: the validated table, typed and sorted by (dteday, hr).
     An MLflow dataset input `bike-sharing-hourly` with the sha256 of the exact bytes read.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import mlflow
 
-from demand.hourly import describe_table, hourly_table
+from demand.hourly import describe_gaps, describe_table, hourly_table, missing_hours
 from demand.schema import TARGET
 from plumbing import settings
 from plumbing.cli import argument_parser, run_cli
@@ -36,6 +37,9 @@ DIGEST_LENGTH = 32  # MLflow stores at most 36 characters of a dataset digest; t
 def ingest(hourly: HourlyBytes) -> StepResult:
     """Validate and log the fetched data in the active run."""
     table = hourly_table(hourly.content, hourly.label)
+    gaps = missing_hours(table)
+    if len(gaps):
+        log.warning(describe_gaps(gaps, len(table), hourly.label))
     mlflow.log_params(hourly.read_params())
     mlflow.log_params(
         {

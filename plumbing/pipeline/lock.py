@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from mlflow import MlflowClient
@@ -85,11 +86,10 @@ def _acquire(client: MlflowClient, name: str, owner_run_id: str, wait: float, st
         if holder is None and _create(client, name, owner_run_id):
             return
         if holder is not None:
-            tags = holder.tags
-            holder_text = f"run {tags.get(OWNER_TAG)} on {tags.get(HOST_TAG)}, pid {tags.get(PID_TAG)}"
-            if is_abandoned(tags, holder.creation_timestamp / 1000, time.time(), stale_after):
+            holder_text = _who(holder)
+            if is_abandoned(holder.tags, holder.creation_timestamp / 1000, time.time(), stale_after):
                 log.warning("taking over %s: its holder (%s) is gone", name, holder_text)
-                if _take_over(client, name, holder):
+                if _take_over(client, name, holder, holder_text):
                     continue
             if time.monotonic() > deadline:
                 raise PipelineError(
@@ -121,6 +121,15 @@ def _holder(client: MlflowClient, name: str) -> Any | None:
     return model
 
 
+def _who(holder: Any) -> str:
+    """Who took the lock and when, from what the lock itself records."""
+    tags, taken = holder.tags, datetime.fromtimestamp(holder.creation_timestamp / 1000, UTC)
+    return (
+        f"run {tags.get(OWNER_TAG)} on {tags.get(HOST_TAG)}, pid {tags.get(PID_TAG)}, "
+        f"since {taken:%Y-%m-%d %H:%M:%S} UTC"
+    )
+
+
 def _create(client: MlflowClient, name: str, owner_run_id: str) -> bool:
     """Take the free lock; False when another pipeline took it first."""
     try:
@@ -134,7 +143,7 @@ def _create(client: MlflowClient, name: str, owner_run_id: str) -> bool:
     return True
 
 
-def _take_over(client: MlflowClient, name: str, dead: Any) -> bool:
+def _take_over(client: MlflowClient, name: str, dead: Any, dead_text: str) -> bool:
     """Remove a dead holder's lock; True when it is gone. The lock is renamed aside first (atomic: of two
     takers, one succeeds), then deleted; should the renamed lock turn out to be a live one taken
     meanwhile, it is put back (its holder is fenced: it stops at its next check if that fails)."""
@@ -149,8 +158,8 @@ def _take_over(client: MlflowClient, name: str, dead: Any) -> bool:
     except MlflowException as error:
         if error.error_code == "PERMISSION_DENIED":
             raise PipelineError(
-                f"the lock {name} was left by a dead pipeline of another user, and this login may not remove "
-                f"it; ask its owner or an admin to delete the registered model {name}"
+                f"the lock {name} was left by a dead pipeline of another user ({dead_text}), and this login "
+                f"may not remove it; ask its owner or an admin to delete the registered model {name}"
             ) from None
         return False  # the lock went away, or the store refused: look again after a pause
     if renamed.tags.get(OWNER_TAG, "") != owner:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from demand.errors import PipelineError
-from demand.hyperparameters import RULES, check_hyperparameters
+from demand.hyperparameters import MODEL_SIZE, RULES, check_hyperparameters
 from demand.models import MODELS
 
 
@@ -40,3 +40,18 @@ def test_values_at_the_bounds_pass() -> None:
         "xgb", {"learning_rate": 1.0, "n_estimators": 1, "max_depth": 20, "min_child_weight": 0}
     )
     check_hyperparameters("ridge", {"alpha": 0.0})
+
+
+@pytest.mark.parametrize(("model", "size"), sorted(MODEL_SIZE.items()))
+def test_bagged_models_together_are_bounded_as_one_model_is(model: str, size: str) -> None:
+    most = int(RULES[model][size].high)
+    check_hyperparameters(model, {size: most // 10, "bagged_seeds": 10})
+    check_hyperparameters(model, {size: most, "bagged_seeds": 1})
+    with pytest.raises(PipelineError, match=rf"{size}={most} and bagged_seeds=50 train {most * 50:,} trees"):
+        check_hyperparameters(model, {size: most, "bagged_seeds": 50})
+    with pytest.raises(PipelineError, match=rf"more than {most:,} \(model {model}\); lower one of them"):
+        check_hyperparameters(model, {size: most // 10 + 1, "bagged_seeds": 10})
+
+
+def test_every_bagged_model_has_a_size() -> None:
+    assert {model for model, rules in RULES.items() if "bagged_seeds" in rules} == set(MODEL_SIZE)

@@ -89,6 +89,18 @@ def test_out_of_range_names_the_documented_range(column: str, value: float, boun
         parse(frame)
 
 
+@pytest.mark.parametrize("value", ["9223372036854775808", "-99999999999999999999", 2**64 - 1, -(2**70)])
+@pytest.mark.parametrize("column", ["cnt", "instant", "hr"])
+def test_a_whole_number_beyond_64_bits_is_named_as_such(column: str, value: str | int) -> None:
+    frame = hourly_table(days=1).astype(object)  # text cells from a CSV, Python ints from a JSON request
+    frame.loc[0, column] = value
+    for cells in (frame, as_text(frame)):
+        with pytest.raises(
+            PipelineError, match=rf"column '{column}' is beyond the 64-bit range .* on line 2"
+        ):
+            parse_hourly(cells, "hour.csv")
+
+
 def test_counts_must_add_up() -> None:
     frame = hourly_table(days=1)
     frame.loc[5, "casual"] += 1

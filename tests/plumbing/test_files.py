@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -67,6 +68,17 @@ def test_full_disk_is_found_in_what_caused_an_error(
     except RuntimeError as wrapped:
         assert full_disk(wrapped) == str(small_disk)  # the write error names no file; the full folder
     assert full_disk(ValueError("no")) is None
+
+
+def test_a_full_disk_names_the_folder_not_a_temporary_file_that_is_gone(tmp_path: Path) -> None:
+    written = tmp_path / "tmpab12" / "model" / "model.pkl"  # a temporary folder removed since
+    error = OSError(errno.ENOSPC, "No space left on device", str(written))
+    try:
+        raise RuntimeError("logging the model failed") from error
+    except RuntimeError as wrapped:
+        assert full_disk(wrapped) == str(tmp_path)
+    written.parent.mkdir(parents=True)
+    assert full_disk(error) == str(written.parent)
 
 
 def test_an_input_that_is_no_readable_file_is_one_line(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -27,10 +28,11 @@ from plumbing.names import (
     PID_TAG,
 )
 from plumbing.params import parse_model_name
-from plumbing.pipeline.lock import DESCRIPTION, pipeline_lock
+from plumbing.pipeline.lock import DESCRIPTION, FIRST_LOOK_SECONDS, pipeline_lock
 from plumbing.tracking import step_run
 
 LOCK = f"{EXPERIMENT_NAME}.lock"
+TAKEN_AT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"
 ORPHAN_AFTER = 900
 
 
@@ -83,7 +85,7 @@ def test_a_held_lock_makes_the_second_pipeline_wait_then_give_up(client, experim
     with (
         pytest.raises(
             PipelineError,
-            match=rf"another pipeline \(run first on .*pid {os.getpid()}\) still holds the lock {LOCK}",
+            match=rf"\(run first on .*pid {os.getpid()}, since {TAKEN_AT}\) still holds the lock {LOCK}",
         ),
         pipeline_lock(client, EXPERIMENT_NAME, "second", wait=0.5, stale_after=600),
     ):
@@ -91,13 +93,22 @@ def test_a_held_lock_makes_the_second_pipeline_wait_then_give_up(client, experim
     assert time.monotonic() - started >= 0.5
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(client, experiment_id) -> None:
+def test_a_lock_left_by_a_dead_process_is_taken_over_at_once_naming_who_left_it(
+    client, experiment_id, caplog: pytest.LogCaptureFixture
+) -> None:
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
     )
-    create_lock(client, {**liveness_tags(), PID_TAG: dead.stdout.strip(), OWNER_TAG: "dead"})
-    with pipeline_lock(client, EXPERIMENT_NAME, "next", wait=5, stale_after=600):
+    pid = dead.stdout.strip()
+    create_lock(client, {**liveness_tags(), PID_TAG: pid, OWNER_TAG: "dead"})
+    started = time.monotonic()
+    with pipeline_lock(client, EXPERIMENT_NAME, "next", wait=60, stale_after=600):
+        assert time.monotonic() - started < FIRST_LOOK_SECONDS, "no wait for a holder known to be gone"
         assert client.get_registered_model(LOCK).tags[OWNER_TAG] == "next"
+    assert re.search(
+        rf"taking over {LOCK}: its holder \(run dead on {socket.gethostname()}, pid {pid}, since {TAKEN_AT}",
+        caplog.text,
+    )
     assert client.search_registered_models() == [], "released, and nothing left behind"
     assert sorted(e.name for e in client.search_experiments(view_type=ViewType.ALL)) == sorted(
         ["Default", EXPERIMENT_NAME]

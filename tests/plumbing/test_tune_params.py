@@ -56,6 +56,32 @@ def test_a_bad_best_params_file_is_one_line(tmp_path: Path, content: object, mes
         read_hyperparameters_file(write(tmp_path, content), "xgb", "time")
 
 
+ALIAS_BOMB = "\n".join(
+    ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]" for i in range(8)]
+    + ["hyperparameters: {max_depth: *i}"]
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (ALIAS_BOMB, r"cannot be read \(it uses YAML aliases \(\*name\); write each value out\)"),
+        ("hyperparameters: {max_depth: &d 4, learning_rate: *d}", r"it uses YAML aliases"),
+        ("#" * (65 * 1024), r"cannot be read \(it is larger than 64 KiB"),
+        (
+            "hyperparameters: !!python/object/apply:os.system [echo hi]",
+            r"cannot be read \(could not determine",
+        ),
+    ],
+)
+def test_a_hostile_best_params_file_is_refused_before_it_is_expanded(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    with pytest.raises(PipelineError, match=message):
+        read_hyperparameters_file(write(tmp_path, content), "xgb", "time")
+
+
 def test_a_missing_best_params_file_says_what_to_pass(tmp_path: Path) -> None:
     with pytest.raises(
         PipelineError, match=r"pass a YAML file or a URI such as runs:/<tune run id>/best_params"
