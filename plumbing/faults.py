@@ -25,6 +25,13 @@ from demand.errors import redacted, shown_path
 FULL_BYTES = 1024 * 1024  # a disk with less free space than this is full
 ARTIFACTS_ENDPOINT = "/mlflow-artifacts/"  # the tracking server's proxy to its artifact store
 HEALTH_TIMEOUT_SECONDS = 5
+S3_ENDPOINT_ENV = "MLFLOW_S3_ENDPOINT_URL"
+NO_ANSWER_SIGNS = (
+    "Max retries exceeded",
+    "Connection refused",
+    "ConnectionError",
+    "Could not connect to the endpoint",
+)
 
 
 def causes(error: BaseException) -> Iterator[BaseException]:
@@ -42,18 +49,46 @@ def server_trouble(error: BaseException) -> str | None:
 
     A server whose artifact store is down answers an artifact request with HTTP 5xx, or, during an upload,
     may close the connection before reading the file: then the server itself is asked (its /health) whether
-    it is up, so that a lost artifact store is not reported as a lost server."""
+    it is up, so that a lost artifact store is not reported as a lost server. An address the error names
+    that is not the tracking server's (the S3 endpoint of the artifact store, say) is named instead."""
     uri = mlflow.get_tracking_uri()
     for cause in causes(error):
         text = str(cause)
         artifacts = ARTIFACTS_ENDPOINT in text
         if artifacts and re.search(r"(error code|too many) 50[023]\b", text):
             return _artifact_store_down(uri)
-        if any(sign in text for sign in ("Max retries exceeded", "Connection refused", "ConnectionError")):
+        if any(sign in text for sign in NO_ANSWER_SIGNS):
+            called = called_address(text)
+            if called is not None and called != address(uri):
+                return f"{_whose(called)} did not answer"
             if artifacts and answers(uri):
                 return _artifact_store_down(uri)
             return f"the tracking server {redacted(uri)} stopped answering"
     return None
+
+
+def called_address(text: str) -> tuple[str, int] | None:
+    """The host and port an error says it could not reach (urllib3's and botocore's wording), if it says."""
+    pool = re.search(r"host='([^']+)', port=(\d+)", text)
+    if pool:
+        return pool[1], int(pool[2])
+    url = re.search(r"endpoint URL: \"([^\"]+)\"", text)
+    return address(url[1]) if url else None
+
+
+def address(uri: str) -> tuple[str, int] | None:
+    """The host and port an http(s) URI is served on; None for any other URI (a file, a database)."""
+    parsed = urlsplit(uri)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return None
+    return parsed.hostname, parsed.port or (443 if parsed.scheme == "https" else 80)
+
+
+def _whose(called: tuple[str, int]) -> str:
+    endpoint = os.environ.get(S3_ENDPOINT_ENV, "")
+    if endpoint and address(endpoint) == called:
+        return f"the artifact store's S3 endpoint {redacted(endpoint)}"
+    return f"{called[0]}:{called[1]}, which this run called,"
 
 
 def _artifact_store_down(uri: str) -> str:

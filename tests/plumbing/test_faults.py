@@ -14,6 +14,7 @@ import pytest
 from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
 
 from plumbing.faults import server_trouble
+from tests.helpers import free_port
 
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts"
 
@@ -81,3 +82,29 @@ def test_a_server_that_is_gone_stopped_answering(
 
 def test_other_errors_are_not_server_trouble() -> None:
     assert server_trouble(ValueError("column 'hr' is outside 0..23")) is None
+
+
+def test_an_s3_endpoint_that_does_not_answer_is_named_not_the_tracking_store(
+    tracking_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = f"http://dave:S3cret@127.0.0.1:{free_port()}"
+    for name, value in {"MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_MAX_ATTEMPTS": "1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "dave")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "key")
+    experiment = mlflow.create_experiment("on-s3", artifact_location="s3://models/bike")
+    (tmp_path / "f.txt").write_text("x")
+    with mlflow.start_run(experiment_id=experiment), pytest.raises(Exception) as raised:
+        mlflow.log_artifact(str(tmp_path / "f.txt"))
+    assert server_trouble(raised.value) == (
+        f"the artifact store's S3 endpoint {endpoint.replace(':S3cret@', ':***@')} did not answer"
+    )
+
+
+def test_another_address_is_named_as_the_one_called(server: http.server.ThreadingHTTPServer) -> None:
+    elsewhere = ConnectionError("HTTPConnectionPool(host='10.1.2.3', port=8080): Max retries exceeded")
+    assert server_trouble(elsewhere) == "10.1.2.3:8080, which this run called, did not answer"
+    here = ConnectionError(
+        f"HTTPConnectionPool(host='127.0.0.1', port={server.server_address[1]}): Max retries exceeded"
+    )
+    assert server_trouble(here) == f"the tracking server {mlflow.get_tracking_uri()} stopped answering"
