@@ -5,6 +5,7 @@ and resolving an alias to the version it points at. The rules themselves are in 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,10 +70,7 @@ def lineage(client: MlflowClient, model_uri: str, parent_run_id: str | None) -> 
 
 def existing_version(client: MlflowClient, name: str, digest: str) -> Any | None:
     """A version of `name` that already holds the fitted model with this digest."""
-    try:
-        versions = client.search_model_versions(f"name = '{name}' and tags.{MODEL_DIGEST_TAG} = '{digest}'")
-    except MlflowException:
-        return None
+    versions = client.search_model_versions(f"name = '{name}' and tags.{MODEL_DIGEST_TAG} = '{digest}'")
     return versions[0] if versions else None
 
 
@@ -90,10 +88,22 @@ def decided_versions(client: MlflowClient, name: str, besides: Any | None) -> li
 
 
 def current_champion(client: MlflowClient, name: str) -> Any | None:
+    """The @champion version, or None when there is no such model or alias; any other error (a
+    permission, a server fault) is raised: it says nothing about the champion."""
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:  # no such model yet, or no champion alias
-        return None
+    except MlflowException as error:
+        if is_missing(error):
+            return None
+        raise
+
+
+def is_missing(error: MlflowException) -> bool:
+    """The error says a registered model or alias does not exist (the store's two ways of saying so)."""
+    no_alias = error.error_code == "INVALID_PARAMETER_VALUE" and re.search(
+        r"alias .* not found", error.message
+    )
+    return error.error_code == "RESOURCE_DOES_NOT_EXIST" or bool(no_alias)
 
 
 @dataclass(frozen=True)
@@ -215,7 +225,9 @@ def resolve_model(client: MlflowClient, model_uri: str, model_name: str) -> tupl
         return uri, uri.removeprefix("models:/") if uri.startswith("models:/") else "unregistered"
     try:
         version = client.get_model_version_by_alias(name, alias).version
-    except MlflowException:
+    except MlflowException as error:
+        if not is_missing(error):
+            raise
         raise PipelineError(
             f"no version of registered model {quoted(name)} has the alias @{shown(alias)}; "
             "run the pipeline first (mlflow run .) or pass -P model_uri=<a model URI>"

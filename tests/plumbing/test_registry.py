@@ -17,8 +17,9 @@ from plumbing import settings
 from plumbing.names import SUMMARY_TAG
 from plumbing.pipeline.runner import PipelineResult, summary
 from plumbing.plan import make_plan
-from plumbing.registry import DECISION_TAG
+from plumbing.registry import DECISION_TAG, current_champion, existing_version
 from steps.main import run_pipeline
+from tests.helpers import free_port
 
 NAME = settings.parameter_defaults("main")["model_name"]
 
@@ -215,3 +216,17 @@ def test_a_missing_or_unreadable_champion_record_never_lets_another_model_in(
             third.registry
         )
         assert champion(client) == "1"
+
+
+def test_a_store_that_does_not_answer_is_never_read_as_no_champion(tracking_server: str, monkeypatch) -> None:
+    """Only "no such model" and "no such alias" mean there is no champion: a server fault is raised, so
+    the gate never decides on an answer it did not get."""
+    client = MlflowClient(tracking_server)
+    assert current_champion(client, "never-registered") is None
+    client.create_registered_model("no-alias-yet")
+    assert current_champion(client, "no-alias-yet") is None
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    gone = MlflowClient(f"http://127.0.0.1:{free_port()}")
+    for read in (lambda: current_champion(gone, NAME), lambda: existing_version(gone, NAME, "0" * 64)):
+        with pytest.raises(MlflowException, match="API request"):
+            read()
