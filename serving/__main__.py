@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sys
+import tempfile
 
 import mlflow
 import uvicorn
@@ -36,17 +39,25 @@ def main() -> None:
         if not lowest <= value <= highest:
             raise SystemExit(f"error: {flag} {value} is outside {lowest}..{highest}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # uvicorn stops on SIGTERM, then raises it again: exit through Python, so the download is removed.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    with tempfile.TemporaryDirectory(prefix="serving-") as download:  # removed when the server stops
+        local = downloaded_model(args.model_uri, download)
+        log.info("serving %s from %s on http://%s:%d", args.model_uri, local, args.host, args.port)
+        os.environ[MODEL_PATH_ENV] = local
+        os.environ[MAX_REQUEST_BYTES_ENV] = str(args.max_request_bytes)
+        uvicorn.run(
+            "serving.front:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
+        )
+
+
+def downloaded_model(model_uri: str, folder: str) -> str:
+    """The model's files, downloaded into `folder`; a one-line exit when they cannot be."""
     try:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=args.model_uri)
+        return mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=folder)
     except Exception as error:  # MLflow raises several types for a bad URI, alias or store
         reason = shown(first_line(error), 300)
-        raise SystemExit(f"error: cannot load the model {shown_path(args.model_uri)} ({reason})") from None
-    log.info("serving %s from %s on http://%s:%d", args.model_uri, local, args.host, args.port)
-    os.environ[MODEL_PATH_ENV] = local
-    os.environ[MAX_REQUEST_BYTES_ENV] = str(args.max_request_bytes)
-    uvicorn.run(
-        "serving.front:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
-    )
+        raise SystemExit(f"error: cannot load the model {shown_path(model_uri)} ({reason})") from None
 
 
 if __name__ == "__main__":

@@ -6,9 +6,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,6 +25,7 @@ from demand.schema import model_inputs, parse_hourly
 from plumbing import settings
 from plumbing.names import EXPERIMENT_NAME
 from plumbing.plan import make_plan
+from serving.front import BODY_TIMEOUT_ENV
 from steps.main import run_pipeline
 from tests.helpers import PROJECT_DIR, cli_environment, free_port, wait_until_healthy
 
@@ -49,8 +53,14 @@ def served(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> Iterato
         run_pipeline(make_plan(str(real_data), "time", "92", "ridge", {}))
         for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
             os.environ.pop(name, None)
+    with serving(uri, folder / "serve.log") as url:
+        yield url, uri
+
+
+@contextmanager
+def serving(uri: str, log_path: Path, **environment: str) -> Iterator[str]:
+    """`python -m serving` on the champion of the store at `uri`, on a free port, until the block ends."""
     port = free_port()
-    log_path = folder / "serve.log"
     command = [
         sys.executable,
         "-m",
@@ -65,14 +75,14 @@ def served(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> Iterato
     with log_path.open("w") as log:
         server = subprocess.Popen(
             command,
-            env=cli_environment(uri) | NO_PICKLE,
+            env=cli_environment(uri) | NO_PICKLE | environment,
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=PROJECT_DIR,
         )
         try:
             wait_until_healthy(f"http://127.0.0.1:{port}/ping", server, log_path)
-            yield f"http://127.0.0.1:{port}", uri
+            yield f"http://127.0.0.1:{port}"
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -239,3 +249,27 @@ def test_records_as_parquet_and_csv_get_the_same_predictions_as_json(served, rea
         answers[content_type] = json.loads(answer)["predictions"]
     assert answers["text/csv"] == answers["application/json"]
     np.testing.assert_allclose(answers[PARQUET], answers["application/json"], rtol=1e-9)
+
+
+def test_the_model_a_server_downloaded_is_removed_when_it_stops(served, tmp_path: Path) -> None:
+    with serving(served[1], tmp_path / "serve.log", TMPDIR=str(tmp_path)):
+        (download,) = tmp_path.glob("serving-*")
+        assert any(download.rglob("MLmodel")), "the model is served from its own download"
+    assert not download.exists()
+
+
+def test_a_body_that_stops_arriving_gets_408_and_the_connection_closes(served, tmp_path: Path) -> None:
+    """A client that announces 1,000 bytes and sends 7 is answered when the body time is up (1 s here)."""
+    with serving(served[1], tmp_path / "serve.log", **{BODY_TIMEOUT_ENV: "1"}) as url:
+        address = urlparse(url)
+        with socket.create_connection((address.hostname, address.port), timeout=30) as client:
+            head = b"POST /invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            client.sendall(head + b"Content-Length: 1000\r\n\r\n" + b'{"dataf')
+            started = time.monotonic()
+            answer = b"".join(iter(lambda: client.recv(65536), b""))  # until the server closes
+            took = time.monotonic() - started
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 408 Request Timeout" and 0.5 <= took < 10, (answer, took)
+    error = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert error["error_code"] == "REQUEST_TIMEOUT"
+    assert error["message"].startswith("the request body did not arrive within 1 s; ")
