@@ -8,6 +8,7 @@ search space and fixed values); a worker that would search something else is ref
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -16,15 +17,19 @@ from urllib.parse import urlsplit
 
 import optuna
 import yaml
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import URL, create_engine, make_url, text
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 
 from demand.errors import PipelineError, first_line, quoted, redacted, shown
 from plumbing import settings
 from plumbing.params import parse_safe_name
 
+log = logging.getLogger(__name__)
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 # Facts a joining worker can match by passing the same -P; the others name data or a search space.
 PARAMETER_FACTS = ("model", "split")
+MAINTENANCE_DATABASE = "postgres"  # where a PostgreSQL server lets a login create databases
+ERROR_CHARS = 400  # of a storage error: its cause comes after the driver's name and address
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,7 @@ def open_study(search: Search, seed: int) -> optuna.Study:
     # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; the pinned driver is psycopg2.
     url = re.sub(r"^postgresql://", "postgresql+psycopg2://", search.storage)
     try:
+        create_database(url)
         storage = optuna.storages.RDBStorage(
             url,
             engine_kwargs={"pool_pre_ping": True, **connect},
@@ -104,7 +110,7 @@ def open_study(search: Search, seed: int) -> optuna.Study:
             ),
         )
     except (ImportError, ValueError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as error:
-        reason = shown(first_line(error))
+        reason = shown(first_line(error), ERROR_CHARS)
         raise PipelineError(
             f"cannot open the study storage {redacted(search.storage)}: {reason}; check the URL, that the "
             "database exists and that this machine may reach it"
@@ -113,6 +119,38 @@ def open_study(search: Search, seed: int) -> optuna.Study:
     if not study.trials:  # the first trial is config.yaml's values: the search starts from them
         study.enqueue_trial({name: search.base[name] for name in search.space}, skip_if_exists=True)
     return study
+
+
+def create_database(url: str) -> None:
+    """Create the PostgreSQL database `url` names, when it is missing (of workers starting together, one
+    creates it); any other storage is created by Optuna, or left to its own error."""
+    if not url.startswith("postgresql"):
+        return
+    address = make_url(url)
+    if not _missing_database(address):
+        return
+    server = create_engine(address.set(database=MAINTENANCE_DATABASE), isolation_level="AUTOCOMMIT")
+    name = address.database.replace('"', '""')
+    try:
+        with server.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        log.info("created the study database %s", redacted(url))
+    except ProgrammingError as error:
+        if "already exists" not in str(error):  # another worker created it first: fine
+            raise
+    finally:
+        server.dispose()
+
+
+def _missing_database(address: URL) -> bool:
+    engine = create_engine(address)
+    try:
+        engine.connect().close()
+    except OperationalError as error:
+        return f'database "{address.database}" does not exist' in str(error)
+    finally:
+        engine.dispose()
+    return False
 
 
 def _agree_on_facts(study: optuna.Study, search: Search) -> None:

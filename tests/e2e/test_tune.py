@@ -57,12 +57,11 @@ def load_study(name: str, storage: str) -> optuna.Study:
 
 @pytest.fixture
 def optuna_storage() -> Iterator[str]:
-    """A PostgreSQL database of its own, dropped afterwards."""
+    """A PostgreSQL database of its own, not there yet (the first tune worker creates it), dropped
+    afterwards."""
     name = f"optuna_test_{secrets.token_hex(4)}"
     connection = psycopg2.connect(POSTGRES)
     connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     with connection.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -72,6 +72,13 @@ def test_a_bad_storage_is_one_line(tmp_path: Path) -> None:
         open_study(search(tmp_path, storage="sqlite:////nonexistent/dir/o.db"), seed=1)
 
 
+def test_a_storage_that_refuses_says_why_in_full(tmp_path: Path) -> None:
+    """PostgreSQL's reason comes after the driver's name and the server's address: it is not cut off."""
+    storage = "postgresql://no_such_login_anywhere@127.0.0.1:5432/optuna"
+    with pytest.raises(PipelineError, match=r'role "no_such_login_anywhere" does not exist; check the URL'):
+        open_study(search(tmp_path, storage=storage), seed=1)
+
+
 def test_a_worker_whose_trials_keep_failing_stops_and_fails_each_run(
     tmp_path: Path, tracking_uri: str, experiment_id: str, real_data: Path
 ) -> None:
