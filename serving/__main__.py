@@ -20,7 +20,13 @@ import mlflow
 import uvicorn
 
 from demand.errors import first_line, shown, shown_path
-from serving.front import MAX_REQUEST_BYTES, MAX_REQUEST_BYTES_ENV, MODEL_PATH_ENV
+from serving.front import (
+    BODY_TIMEOUT_ENV,
+    BODY_TIMEOUT_SECONDS,
+    MAX_REQUEST_BYTES,
+    MAX_REQUEST_BYTES_ENV,
+    MODEL_PATH_ENV,
+)
 
 log = logging.getLogger("serving")
 
@@ -34,8 +40,10 @@ def main() -> None:
     parser.add_argument("-p", "--port", type=int, default=5000)
     parser.add_argument("-w", "--workers", type=int, default=1, help="processes; one per core at most")
     parser.add_argument("--max-request-bytes", type=int, default=MAX_REQUEST_BYTES)
+    parser.add_argument("--body-timeout", type=float, default=BODY_TIMEOUT_SECONDS, help="seconds")
     args = parser.parse_args()
-    for flag, value, lowest, highest in (("--port", args.port, 1, 65535), ("--workers", args.workers, 1, 64)):
+    limits = (("--port", args.port, 1, 65535), ("--workers", args.workers, 1, 64))
+    for flag, value, lowest, highest in (*limits, ("--body-timeout", args.body_timeout, 0.1, 3600)):
         if not lowest <= value <= highest:
             raise SystemExit(f"error: {flag} {value} is outside {lowest}..{highest}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -46,6 +54,7 @@ def main() -> None:
         log.info("serving %s from %s on http://%s:%d", args.model_uri, local, args.host, args.port)
         os.environ[MODEL_PATH_ENV] = local
         os.environ[MAX_REQUEST_BYTES_ENV] = str(args.max_request_bytes)
+        os.environ[BODY_TIMEOUT_ENV] = str(args.body_timeout)
         uvicorn.run(
             "serving.front:create_app", factory=True, host=args.host, port=args.port, workers=args.workers
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 
 import pandas as pd
 from pandas.api.types import is_bool_dtype, is_float_dtype
@@ -18,6 +19,9 @@ from demand.csv_text import read_csv_text
 from demand.errors import shown
 from demand.schema import INTEGER_RANGES
 from serving.model import REQUEST_LABEL, InvalidRecords, checked_records
+from serving.nesting import nesting_depth
+
+log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 400
 # Records that pass the model's check but not MLflow's check of the signature's types.
@@ -50,7 +54,11 @@ def safe_error(status: int, answer: bytes, kind: str, request: bytes) -> tuple[i
         return 415, "UNSUPPORTED_MEDIA_TYPE", "send UTF-8 text with no Content-Type parameter but charset"
     if message.startswith((f"{REQUEST_LABEL}: ", f"{REQUEST_LABEL} ")):  # the model's record checks
         return status, str(error.get("error_code", "BAD_REQUEST")), shown(message, MAX_MESSAGE_CHARS)
-    return _refused(status, kind, request)
+    try:
+        return _refused(status, kind, request)
+    except Exception:  # it reads the request again: whatever that raises, the answer stays the 4xx it was
+        log.exception("could not word why MLflow refused a request; answered in general terms")
+        return status, "BAD_REQUEST", unreadable_body(kind)
 
 
 def _refused(status: int, kind: str, request: bytes) -> tuple[int, str, str]:
@@ -64,6 +72,8 @@ def _refused(status: int, kind: str, request: bytes) -> tuple[int, str, str]:
 
 def _what_is_wrong(records: pd.DataFrame) -> str:
     """The model's check's words for records MLflow refused, or else: a column's type."""
+    if records.columns.has_duplicates:  # the model's check cannot tell which of two columns to read
+        return f"{REQUEST_LABEL}: a column appears more than once; send each column of hour.csv once"
     try:
         checked_records(records)
     except InvalidRecords as refused:
@@ -71,12 +81,37 @@ def _what_is_wrong(records: pd.DataFrame) -> str:
     return TYPES_HINT
 
 
+def refusal_before_mlflow(kind: str, body: bytes, max_depth: int) -> RequestRefusedError | None:
+    """The front's refusal of a body it read whole, or None to pass it on to MLflow. Never raises: whatever
+    the body, the front's own checks end in a 4xx, not a 500."""
+    try:
+        refuse_deep_nesting(kind, body, max_depth)
+        refuse_what_mlflow_would_cast(kind, body)
+    except RequestRefusedError as refused:
+        return refused
+    except Exception:
+        log.exception("could not check a request body; refused it")
+        return RequestRefusedError(400, "BAD_REQUEST", unreadable_body(kind))
+    return None
+
+
+def refuse_deep_nesting(kind: str, body: bytes, max_depth: int) -> None:
+    """A JSON body that nests deeper than `max_depth` levels is refused before anything parses it: parsing
+    recurses once per level (serving/nesting.py)."""
+    if kind == "JSON" and nesting_depth(body) > max_depth:
+        explanation = f"the request body nests arrays and objects deeper than {max_depth} levels"
+        raise RequestRefusedError(400, "BAD_REQUEST", f"{explanation}; {RECORDS_HINT}")
+
+
 def refuse_what_mlflow_would_cast(kind: str, body: bytes) -> None:
     """MLflow's scoring server casts a JSON request's columns to the signature's types before the model sees
     them, so 22.5 or true in a whole-number column would reach the model as 22 or 1: such a request is
-    refused here, in the model's words."""
+    refused here, in the model's words; so is one that sends a column twice, which cannot be checked."""
     records = _records(kind, body) if kind == "JSON" else None
-    if records is not None and any(_cast_away(records[c]) for c in INTEGER_RANGES if c in records.columns):
+    if records is not None and (
+        records.columns.has_duplicates
+        or any(_cast_away(records[c]) for c in INTEGER_RANGES if c in records.columns)
+    ):
         raise RequestRefusedError(400, "INVALID_PARAMETER_VALUE", _what_is_wrong(records))
 
 
@@ -118,4 +153,9 @@ def _unreadable(kind: str, request: bytes) -> str:
         except json.JSONDecodeError as error:
             where = f"line {error.lineno} column {error.colno}"
             return f"the request body is not valid JSON ({error.msg} at {where}); {RECORDS_HINT}"
+    return unreadable_body(kind)
+
+
+def unreadable_body(kind: str) -> str:
+    """The words for a body that could not be read as records of `kind`."""
     return f"the request body could not be read as {kind or 'records'}; {RECORDS_HINT}"

@@ -3,21 +3,25 @@
 
 MLflow's own handlers run before the model: for a body they cannot parse they answer with the body quoted
 back (a 50 MB invalid JSON came back as 57 MB) or with a `stack_trace` field full of site-packages paths.
-The front reads the whole request first, refuses what is too large (413), of an unknown type (415), or at
-an unknown path (404) or method (405), and JSON records that MLflow would cast before the model sees them
-(22.5 for `hr` would become 22); passes the rest to MLflow's app unchanged; and replaces every error
-answer by a short one that names the problem (serving/answers.py). Messages from the model's own record
-checks (serving/model.py) are kept: they name the column, the rule and the record numbers, never the values.
+The front reads the whole request first, refuses what is too large (413), too slow to arrive (408), of an
+unknown type (415), or at an unknown path (404) or method (405), JSON nested too deep to parse (400), and
+JSON records that MLflow would cast before the model sees them (22.5 for `hr` would become 22); passes the
+rest to MLflow's app unchanged; and replaces every error answer by a short one that names the problem
+(serving/answers.py). Messages from the model's own record checks (serving/model.py) are kept: they name the
+column, the rule and the record numbers, never the values. Whatever the body, the front never answers 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import math
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from serving.answers import RequestRefusedError, refuse_what_mlflow_would_cast, safe_error
+from serving.answers import RequestRefusedError, refusal_before_mlflow, safe_error
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -25,9 +29,14 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+log = logging.getLogger(__name__)
+
 MODEL_PATH_ENV = "SERVING_MODEL_PATH"
 MAX_REQUEST_BYTES_ENV = "SERVING_MAX_REQUEST_BYTES"
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # about 40,000 JSON records; score larger files with `-e predict`
+BODY_TIMEOUT_ENV = "SERVING_BODY_TIMEOUT_SECONDS"
+BODY_TIMEOUT_SECONDS = 30.0  # to receive a whole body: MAX_REQUEST_BYTES needs about 3 Mbit/s
+MAX_NESTING_DEPTH = 400  # records nest 3 levels; Python's json parser recurses once per level
 ROUTES = {"/invocations": "POST", "/ping": "GET", "/health": "GET", "/version": "GET"}
 # MLflow's scoring server's own content types (mlflow.pyfunc.scoring_server.CONTENT_TYPES).
 CONTENT_TYPES = {"application/json": "JSON", "text/csv": "CSV", "application/vnd.apache.parquet": "Parquet"}
@@ -36,8 +45,14 @@ CONTENT_TYPES = {"application/json": "JSON", "text/csv": "CSV", "application/vnd
 class GuardedScoringApp:
     """Wraps MLflow's scoring app (`inner`)."""
 
-    def __init__(self, inner: ASGIApp, max_request_bytes: int = MAX_REQUEST_BYTES) -> None:
+    def __init__(
+        self,
+        inner: ASGIApp,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        body_timeout_seconds: float = BODY_TIMEOUT_SECONDS,
+    ) -> None:
         self.inner, self.max_request_bytes = inner, max_request_bytes
+        self.body_timeout_seconds = body_timeout_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan events
@@ -46,8 +61,14 @@ class GuardedScoringApp:
         try:
             kind = self._check_route(scope)
             body = await self._read_body(scope, receive)
-            refuse_what_mlflow_would_cast(kind, body)
         except RequestRefusedError as refused:
+            await _answer(send, refused.status, refused.code, refused.message)
+            return
+        except _ClientGoneError:
+            log.info("a client went away before sending the whole request body")
+            return
+        refused = refusal_before_mlflow(kind, body, MAX_NESTING_DEPTH)
+        if refused is not None:
             await _answer(send, refused.status, refused.code, refused.message)
             return
         await self.inner(scope, _replay(body, receive), _Guard(send, kind, body).send)
@@ -69,26 +90,44 @@ class GuardedScoringApp:
         return CONTENT_TYPES[content_type]
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        explanation = (
-            f"the request is larger than {self.max_request_bytes:,} bytes; "
-            "split it, or score a file with `mlflow run . -e predict`"
-        )
-        too_large = RequestRefusedError(413, "REQUEST_TOO_LARGE", explanation)
+        """The whole body, within the size and time limits."""
         declared = _header(scope, b"content-length")
         if declared.isdigit() and int(declared) > self.max_request_bytes:
-            raise too_large
+            raise self._too_large()
+        try:
+            async with asyncio.timeout(self.body_timeout_seconds):
+                return await self._receive_body(receive)
+        except TimeoutError:
+            explanation = (
+                f"the request body did not arrive within {self.body_timeout_seconds:g} s; "
+                "send it without pauses, or split it into smaller requests"
+            )
+            raise RequestRefusedError(408, "REQUEST_TIMEOUT", explanation) from None
+
+    async def _receive_body(self, receive: Receive) -> bytes:
         chunks, size = [], 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise RequestRefusedError(400, "BAD_REQUEST", "the client went away")
+                raise _ClientGoneError
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_request_bytes:
-                raise too_large
+                raise self._too_large()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+    def _too_large(self) -> RequestRefusedError:
+        explanation = (
+            f"the request is larger than {self.max_request_bytes:,} bytes; "
+            "split it, or score a file with `mlflow run . -e predict`"
+        )
+        return RequestRefusedError(413, "REQUEST_TOO_LARGE", explanation)
+
+
+class _ClientGoneError(Exception):
+    """The client disconnected before it sent the whole body: there is no one left to answer."""
 
 
 class _Guard:
@@ -118,6 +157,8 @@ class _Guard:
 async def _answer(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps({"error_code": code, "message": message}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 408:  # the server stops waiting for the body: it closes the connection (RFC 9110, 15.5.9)
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -150,4 +191,18 @@ def create_app() -> GuardedScoringApp:
 
     model = scoring_server.load_model_with_mlflow_config(os.environ[MODEL_PATH_ENV])
     limit = int(os.environ.get(MAX_REQUEST_BYTES_ENV, MAX_REQUEST_BYTES))
-    return GuardedScoringApp(scoring_server.init(model), max_request_bytes=limit)
+    return GuardedScoringApp(
+        scoring_server.init(model), max_request_bytes=limit, body_timeout_seconds=_body_timeout()
+    )
+
+
+def _body_timeout() -> float:
+    """$SERVING_BODY_TIMEOUT_SECONDS, or BODY_TIMEOUT_SECONDS; anything but a positive number stops."""
+    text = os.environ.get(BODY_TIMEOUT_ENV, str(BODY_TIMEOUT_SECONDS))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise SystemExit(f"error: {BODY_TIMEOUT_ENV} must be a positive number of seconds, not {text[:40]!r}")
+    return seconds

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -20,91 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from demand.csv_text import read_csv_text
-from demand.schema import model_inputs, parse_hourly
-from plumbing import settings
-from plumbing.names import EXPERIMENT_NAME
-from plumbing.plan import make_plan
-from serving.front import BODY_TIMEOUT_ENV
-from steps.main import run_pipeline
-from tests.helpers import PROJECT_DIR, cli_environment, free_port, wait_until_healthy
-
-CHAMPION_URI = f"models:/{settings.parameter_defaults('main')['model_name']}@champion"
-NO_PICKLE = {"MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
-
-
-def last_two_hours(real_data: Path) -> list[dict]:
-    """The last two records of hour.csv as a client sends them: without the counts."""
-    raw = read_csv_text((real_data / "hour.csv").read_bytes(), "hour.csv").tail(2)
-    records = model_inputs(parse_hourly(raw, "hour.csv"))
-    return json.loads(records.to_json(orient="records"))
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, real_data: Path) -> Iterator[tuple[str, str]]:
-    """A champion registered by a real pipeline run, served by `mlflow models serve` with pickle off."""
-    folder = tmp_path_factory.mktemp("served")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(folder)
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(EXPERIMENT_NAME)  # not the experiment id an earlier test left active
-        run_pipeline(make_plan(str(real_data), "time", "92", "ridge", {}))
-        for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-            os.environ.pop(name, None)
-    with serving(uri, folder / "serve.log") as url:
-        yield url, uri
-
-
-@contextmanager
-def serving(uri: str, log_path: Path, **environment: str) -> Iterator[str]:
-    """`python -m serving` on the champion of the store at `uri`, on a free port, until the block ends."""
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "serving",
-        "-m",
-        CHAMPION_URI,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            command,
-            env=cli_environment(uri) | NO_PICKLE | environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=PROJECT_DIR,
-        )
-        try:
-            wait_until_healthy(f"http://127.0.0.1:{port}/ping", server, log_path)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-
-
-def post(
-    url: str,
-    body: bytes | Iterable[bytes],
-    content_type: str = "application/json",
-    path: str = "/invocations",
-) -> tuple[int, str]:
-    """POST `body` (bytes, or chunks sent with chunked encoding); the status and the answer."""
-    connection = http.client.HTTPConnection(urlparse(url).netloc, timeout=120)
-    try:
-        chunked = not isinstance(body, bytes)
-        connection.request(
-            "POST", path, body=body, headers={"Content-Type": content_type}, encode_chunked=chunked
-        )
-        response = connection.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        connection.close()
+from tests.e2e.served import CHAMPION_URI, last_two_hours, post, serving
 
 
 def test_the_champion_answers_raw_records_with_counts(served, real_data: Path, monkeypatch) -> None:
@@ -260,7 +172,7 @@ def test_the_model_a_server_downloaded_is_removed_when_it_stops(served, tmp_path
 
 def test_a_body_that_stops_arriving_gets_408_and_the_connection_closes(served, tmp_path: Path) -> None:
     """A client that announces 1,000 bytes and sends 7 is answered when the body time is up (1 s here)."""
-    with serving(served[1], tmp_path / "serve.log", **{BODY_TIMEOUT_ENV: "1"}) as url:
+    with serving(served[1], tmp_path / "serve.log", "--body-timeout", "1") as url:
         address = urlparse(url)
         with socket.create_connection((address.hostname, address.port), timeout=30) as client:
             head = b"POST /invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"

@@ -56,6 +56,41 @@ class Stub:
         await send({"type": "http.response.body", "body": self.body[half:]})
 
 
+def exchange(
+    app: Any,
+    headers: list[tuple[bytes, bytes]],
+    pieces: list[bytes],
+    *,
+    path: str = "/invocations",
+    method: str = "POST",
+    then: str = "done",
+    pause: float = 0.0,
+) -> list[dict[str, Any]]:
+    """The messages `app` sends for one request whose body arrives in `pieces`, `pause` seconds before
+    each. Then the body is whole (`then="done"`), or the client stalls, never sending again ("stall"), or
+    leaves ("leave")."""
+    scope = {"type": "http", "method": method, "path": path, "headers": headers}
+    events = [
+        {"type": "http.request", "body": p, "more_body": i < len(pieces) - 1 or then != "done"}
+        for i, p in enumerate(pieces)
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if events:
+            await asyncio.sleep(pause)
+            return events.pop(0)
+        if then == "stall":
+            await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
 def call(
     app: Any,
     body: bytes,
@@ -69,20 +104,12 @@ def call(
     """One HTTP request through `app`, the body sent whole or in `chunk`-byte pieces: (status, body)."""
     headers = [(b"content-type", content_type.encode())]
     headers += [(b"content-length", str(len(body)).encode())] if declare_length else []
-    scope = {"type": "http", "method": method, "path": path, "headers": headers}
     pieces = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk else [body]
-    events = [
-        {"type": "http.request", "body": p, "more_body": i < len(pieces) - 1} for i, p in enumerate(pieces)
-    ]
-    sent: list[dict[str, Any]] = []
+    return answer_of(exchange(app, headers, pieces, path=path, method=method))
 
-    async def receive() -> dict[str, Any]:
-        return events.pop(0) if events else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
+def answer_of(sent: list[dict[str, Any]]) -> tuple[int, bytes]:
+    """The status and the body of the one response in `sent`."""
     starts = [m for m in sent if m["type"] == "http.response.start"]
     assert len(starts) == 1, "exactly one response"
     return starts[0]["status"], b"".join(
