@@ -25,6 +25,7 @@ from demand.errors import redacted, shown_path
 FULL_BYTES = 1024 * 1024  # a disk with less free space than this is full
 ARTIFACTS_ENDPOINT = "/mlflow-artifacts/"  # the tracking server's proxy to its artifact store
 HEALTH_TIMEOUT_SECONDS = 5
+AFTER_AN_OUTAGE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 S3_ENDPOINT_ENV = "MLFLOW_S3_ENDPOINT_URL"
 NO_ANSWER_SIGNS = (
     "Max retries exceeded",
@@ -55,8 +56,9 @@ def server_trouble(error: BaseException) -> str | None:
     for cause in causes(error):
         text = str(cause)
         artifacts = ARTIFACTS_ENDPOINT in text
-        if artifacts and re.search(r"(error code|too many) 50[023]\b", text):
-            return _artifact_store_down(uri)
+        failing = re.search(r"(?:error code|too many) (5\d\d)\b", text)
+        if failing:
+            return _artifact_store_down(uri) if artifacts else _server_failing(uri, failing[1])
         if any(sign in text for sign in NO_ANSWER_SIGNS):
             called = called_address(text)
             if called is not None and called != address(uri):
@@ -89,6 +91,21 @@ def _whose(called: tuple[str, int]) -> str:
     if endpoint and address(endpoint) == called:
         return f"the artifact store's S3 endpoint {redacted(endpoint)}"
     return f"{called[0]}:{called[1]}, which this run called,"
+
+
+def _server_failing(uri: str, status: str) -> str:
+    return (
+        f"the tracking server {redacted(uri)} answers but fails (HTTP {status}): its database is down or "
+        "failing; see its log"
+    )
+
+
+def bound_the_retries_after(error: BaseException) -> None:
+    """Once a call has spent its retries on a tracking server that failed, every later call of this process
+    (marking runs FAILED, releasing the lock, the heartbeat) tries once, briefly: an outage costs one retry
+    budget in all, not one per call."""
+    if server_trouble(error) is not None:
+        os.environ.update(AFTER_AN_OUTAGE)
 
 
 def _artifact_store_down(uri: str) -> str:

@@ -93,17 +93,22 @@ def current_champion(client: MlflowClient, name: str) -> Any | None:
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException as error:
-        if is_missing(error):
+        if is_missing(error, client, name):
             return None
         raise
 
 
-def is_missing(error: MlflowException) -> bool:
-    """The error says a registered model or alias does not exist (the store's two ways of saying so)."""
-    no_alias = error.error_code == "INVALID_PARAMETER_VALUE" and re.search(
-        r"alias .* not found", error.message
+def is_missing(error: MlflowException, client: MlflowClient, name: str) -> bool:
+    """The error says the registered model `name`, or its alias, does not exist. A server with logins
+    answers PERMISSION_DENIED for a model that does not exist: then the model is looked for among those
+    this login can see (one it cannot see at all, it could not register a version of either)."""
+    if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    if error.error_code == "PERMISSION_DENIED":
+        return not client.search_registered_models(f"name = '{name}'")
+    return error.error_code == "INVALID_PARAMETER_VALUE" and bool(
+        re.search(r"alias .* not found", error.message)
     )
-    return error.error_code == "RESOURCE_DOES_NOT_EXIST" or bool(no_alias)
 
 
 @dataclass(frozen=True)
@@ -226,8 +231,12 @@ def resolve_model(client: MlflowClient, model_uri: str, model_name: str) -> tupl
     try:
         version = client.get_model_version_by_alias(name, alias).version
     except MlflowException as error:
-        if not is_missing(error):
-            raise
+        if error.error_code == "PERMISSION_DENIED" and not is_missing(error, client, name):
+            raise PipelineError(
+                f"this login may not read the registered model {quoted(name)}; ask an admin for READ on it"
+            ) from None
+        if not is_missing(error, client, name):
+            raise  # the store did not answer: one line from run_cli
         raise PipelineError(
             f"no version of registered model {quoted(name)} has the alias @{shown(alias)}; "
             "run the pipeline first (mlflow run .) or pass -P model_uri=<a model URI>"

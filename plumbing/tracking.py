@@ -18,6 +18,7 @@ from mlflow.utils import mlflow_tags
 from demand.errors import PipelineError
 from plumbing import settings
 from plumbing.cli import Interrupted
+from plumbing.faults import bound_the_retries_after
 from plumbing.liveness import HEARTBEAT, liveness_tags
 from plumbing.names import (
     ENTRY_POINT_TAG,
@@ -88,6 +89,9 @@ def step_run(entry_point: str, given: dict[str, str] | None = None) -> Iterator[
             _refuse_if_marked_failed(run.info.run_id, WHILE_IT_LOOKED_DEAD)
         except (KeyboardInterrupt, Interrupted):
             mlflow.end_run("KILLED")
+            raise
+        except Exception as error:
+            bound_the_retries_after(error)  # before the run is marked FAILED, which would retry too
             raise
         finally:
             HEARTBEAT.runs.discard(run.info.run_id)

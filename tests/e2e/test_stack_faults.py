@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from scripts import stack_parts
-from tests.e2e.stack import Stack, finished_pipeline, stack_command, start_pipeline, wait_for_running_train
+from tests.e2e.stack import (
+    POSTGRES,
+    Stack,
+    finished_pipeline,
+    stack_command,
+    start_pipeline,
+    wait_for_running_train,
+)
 from tests.helpers import PROJECT_DIR, cli_environment, module_command
 
 
@@ -114,6 +124,55 @@ def test_an_object_store_outage_is_one_line_and_the_rerun_resumes(stack: Stack, 
     )
     code, err = finished_pipeline(resumed, stack)
     assert code == 0, err[-3000:]
+
+
+@contextmanager
+def database_down(database: str) -> Iterator[None]:
+    """The tracking server's database refuses every connection, as a database that went down does."""
+    connection = psycopg2.connect(POSTGRES)
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false')
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,)
+            )
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true')
+        connection.close()
+
+
+def test_a_database_outage_is_named_in_one_line_after_one_retry_budget(stack: Stack, small_csv: Path) -> None:
+    """The server answers 503 while its database is down: the pipeline says so (not "stopped answering"),
+    and once one call has spent its retries (4, 2 s to 16 s apart: 30 s), marking runs FAILED, the
+    heartbeat and the lock release try once each. A rerun once the database is back leaves nothing RUNNING."""
+    experiment, name = "stack-db-outage", "stack-db-outage"
+    slow = ("model=xgb", "n_estimators=3000", "bagged_seeds=1", f"model_name={name}")
+    budget = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "2"}
+    pipeline = start_pipeline(stack, small_csv, *slow, env={"MLFLOW_EXPERIMENT_NAME": experiment} | budget)
+    wait_for_running_train(stack.client(), experiment, pipeline)
+    with database_down(stack.environment["STACK_DB"]):
+        started = time.monotonic()
+        code, err = finished_pipeline(pipeline, stack)
+        took = time.monotonic() - started
+    errors = [line for line in err.splitlines() if " ERROR " in line]
+    assert code == 1 and len(errors) == 1, err[-3000:]
+    assert "answers but fails (HTTP 503): its database is down or failing" in errors[0], errors[0]
+    assert took < 75, (
+        f"{took:.0f} s: one retry budget (30 s) and the rest of the fit (under 20 s), not one per call"
+    )
+    print(f"database outage to its one-line error: {took:.1f} s")
+
+    rerun = start_pipeline(
+        stack, small_csv, "model=ridge", f"model_name={name}", env={"MLFLOW_EXPERIMENT_NAME": experiment}
+    )
+    code, err = finished_pipeline(rerun, stack)
+    assert code == 0, err[-3000:]
+    client = stack.client()
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert "RUNNING" not in {run.info.status for run in runs}
 
 
 def test_data_and_logins_survive_a_down_up_cycle(stack: Stack) -> None:
