@@ -1,4 +1,5 @@
-"""Reading what earlier steps logged: tables, the features folder, models. Each artifact at a URI that
+"""Reading what earlier steps logged: tables, the features folder, models, and which model version an alias
+names. Each artifact at a URI that
 cannot change is read once per process (`main` runs every step in one process); a bad URI or file is one
 line, and a tracking server or artifact store that does not answer is said as such."""
 
@@ -15,8 +16,11 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
-from demand.errors import PipelineError, first_line, shown, shown_path
+from demand.errors import PipelineError, first_line, quoted, shown, shown_path
+from demand.promotion import CHAMPION
 from plumbing.faults import server_trouble
 from plumbing.names import SPLIT_FILE, TEST_FILE, TRAIN_FILE
 
@@ -122,3 +126,45 @@ def load_model(uri: str) -> mlflow.pyfunc.PyFuncModel:
         raise PipelineError(
             f"cannot load the model at {shown_path(uri)} ({shown(first_line(error))}); {URI_HINT}"
         ) from None
+
+
+def resolve_model(client: MlflowClient, model_uri: str, model_name: str) -> tuple[str, str]:
+    """The URI to load, pinned to a version when it names an alias, and the version it is."""
+    uri = model_uri or f"models:/{model_name}@{CHAMPION}"
+    name, alias = _split_alias(uri)
+    if alias is None:
+        return uri, uri.removeprefix("models:/") if uri.startswith("models:/") else "unregistered"
+    try:
+        version = client.get_model_version_by_alias(name, alias).version
+    except MlflowException as error:
+        if is_missing(error, client, name):
+            raise PipelineError(
+                f"no version of registered model {quoted(name)} has the alias @{shown(alias)}; "
+                "run the pipeline first (mlflow run .) or pass -P model_uri=<a model URI>"
+            ) from None
+        if error.error_code == "PERMISSION_DENIED":
+            raise PipelineError(
+                f"this login may not read the registered model {quoted(name)}; ask an admin for READ on it"
+            ) from None
+        raise  # the store did not answer: one line from run_cli
+    return f"models:/{name}/{version}", f"{name}/{version}"
+
+
+def _split_alias(uri: str) -> tuple[str, str | None]:
+    if uri.startswith("models:/") and "@" in uri:
+        name, _, alias = uri.removeprefix("models:/").partition("@")
+        return name, alias
+    return uri, None
+
+
+def is_missing(error: MlflowException, client: MlflowClient, name: str) -> bool:
+    """The error says the registered model `name`, or its alias, does not exist. A server with logins
+    answers PERMISSION_DENIED for a model that does not exist: then the model is looked for among those
+    this login can see (one it cannot see at all, it could not register a version of either)."""
+    if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    if error.error_code == "PERMISSION_DENIED":
+        return not client.search_registered_models(f"name = '{name}'")
+    return error.error_code == "INVALID_PARAMETER_VALUE" and bool(
+        re.search(r"alias .* not found", error.message)
+    )

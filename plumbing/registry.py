@@ -5,7 +5,6 @@ and resolving an alias to the version it points at. The rules themselves are in 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,12 +16,12 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.utils import mlflow_tags
 
-from demand.errors import PipelineError, quoted, shown
+from demand.errors import PipelineError, shown
 from demand.promotion import CHALLENGER, CHAMPION, Comparison, decide, paired_bootstrap, unseen_by_champion
 from demand.schema import TARGET, model_inputs
 from demand.split import day_ranges
 from plumbing import settings
-from plumbing.artifacts import load_model, read_table
+from plumbing.artifacts import is_missing, load_model, read_table
 from plumbing.names import (
     CACHE_KEY_TAG,
     ENTRY_POINT_TAG,
@@ -96,19 +95,6 @@ def current_champion(client: MlflowClient, name: str) -> Any | None:
         if is_missing(error, client, name):
             return None
         raise
-
-
-def is_missing(error: MlflowException, client: MlflowClient, name: str) -> bool:
-    """The error says the registered model `name`, or its alias, does not exist. A server with logins
-    answers PERMISSION_DENIED for a model that does not exist: then the model is looked for among those
-    this login can see (one it cannot see at all, it could not register a version of either)."""
-    if error.error_code == "RESOURCE_DOES_NOT_EXIST":
-        return True
-    if error.error_code == "PERMISSION_DENIED":
-        return not client.search_registered_models(f"name = '{name}'")
-    return error.error_code == "INVALID_PARAMETER_VALUE" and bool(
-        re.search(r"alias .* not found", error.message)
-    )
 
 
 @dataclass(frozen=True)
@@ -220,32 +206,3 @@ def _no_champion(versions: list[str]) -> str:
 
 def _promotion_rule() -> dict[str, Any]:
     return settings.config()["registry"]["promotion"]
-
-
-def resolve_model(client: MlflowClient, model_uri: str, model_name: str) -> tuple[str, str]:
-    """The URI to load, pinned to a version when it names an alias, and the version it is."""
-    uri = model_uri or f"models:/{model_name}@{CHAMPION}"
-    name, alias = _split_alias(uri)
-    if alias is None:
-        return uri, uri.removeprefix("models:/") if uri.startswith("models:/") else "unregistered"
-    try:
-        version = client.get_model_version_by_alias(name, alias).version
-    except MlflowException as error:
-        if error.error_code == "PERMISSION_DENIED" and not is_missing(error, client, name):
-            raise PipelineError(
-                f"this login may not read the registered model {quoted(name)}; ask an admin for READ on it"
-            ) from None
-        if not is_missing(error, client, name):
-            raise  # the store did not answer: one line from run_cli
-        raise PipelineError(
-            f"no version of registered model {quoted(name)} has the alias @{shown(alias)}; "
-            "run the pipeline first (mlflow run .) or pass -P model_uri=<a model URI>"
-        ) from None
-    return f"models:/{name}/{version}", f"{name}/{version}"
-
-
-def _split_alias(uri: str) -> tuple[str, str | None]:
-    if uri.startswith("models:/") and "@" in uri:
-        name, _, alias = uri.removeprefix("models:/").partition("@")
-        return name, alias
-    return uri, None

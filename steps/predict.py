@@ -29,11 +29,10 @@ from demand.csv_text import read_csv_chunks
 from demand.errors import shown_path
 from demand.schema import PREDICTION_COLUMN, model_inputs, parse_records
 from plumbing import settings
-from plumbing.artifacts import load_model
+from plumbing.artifacts import load_model, resolve_model
 from plumbing.cli import argument_parser, run_cli
 from plumbing.files import csv_written_atomically, file_sha256, output_file, readable_file
 from plumbing.params import parse_choice, parse_model_name
-from plumbing.registry import resolve_model
 from plumbing.spark.scoring import parse_spark_master, require_pyspark, scored_on_spark, spark_session
 from plumbing.tracking import StepResult, step_run
 
