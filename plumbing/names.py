@@ -44,4 +44,5 @@ SUMMARY_TAG = "pipeline.summary"  # one line: what the step decided, for the pip
 HEARTBEAT_TAG = "pipeline.heartbeat"  # unix seconds, refreshed while the pipeline runs
 MARKED_FAILED_TAG = "pipeline.marked_failed_by"
 OWNER_TAG = "pipeline.owner_run"  # on a lock: the pipeline run that holds it
+HOLDS_LOCK_TAG = "pipeline.holds_lock"  # on that run: the lock it holds, which only its own login can write
 LOCK_SUFFIX = ".lock"  # a lock is the registered model <experiment>.lock or registry.<model name>.lock

@@ -9,7 +9,9 @@ heartbeat; while it exists, the Model Registry lists it, with a description that
 A second pipeline waits for the lock, reading it with a back-off from 0.5 s to 10 s between looks (a read,
 not a failed create, so it burns no database ids), for up to `lock_wait_seconds`; then it exits with a
 clear message. A lock whose holder is gone (plumbing/liveness.py: its process on this host has exited, or,
-from another host, its heartbeat is older than `stale_after_seconds`) is taken over.
+from another host, its heartbeat is older than `stale_after_seconds`) is taken over, at once; so is a lock
+no live pipeline vouches for: its owner run must be RUNNING and carry HOLDS_LOCK_TAG naming the lock (set
+before the lock is created), which takes EDIT on that run's experiment to write.
 
 The lock is fenced: its holder calls `check()` before each step, and stops with a clear error once the lock
 is no longer its own (a holder on another host, paused longer than `stale_after_seconds`, was taken over).
@@ -31,7 +33,7 @@ from mlflow.exceptions import MlflowException
 
 from demand.errors import PipelineError
 from plumbing.liveness import HEARTBEAT, is_abandoned, liveness_tags
-from plumbing.names import HOST_TAG, LOCK_SUFFIX, OWNER_TAG, PID_TAG
+from plumbing.names import HOLDS_LOCK_TAG, HOST_TAG, LOCK_SUFFIX, OWNER_TAG, PID_TAG
 
 log = logging.getLogger(__name__)
 FIRST_LOOK_SECONDS, LONGEST_LOOK_SECONDS = 0.5, 10.0
@@ -68,6 +70,7 @@ def pipeline_lock(
 ) -> Iterator[HeldLock]:
     """Hold `<experiment>.lock` for the duration; wait up to `wait` seconds for another holder."""
     name = f"{experiment_name}{LOCK_SUFFIX}"
+    client.set_tag(owner_run_id, HOLDS_LOCK_TAG, name)  # vouches for the lock it is about to create
     _acquire(client, name, owner_run_id, wait, stale_after)
     lock = HeldLock(client, name, owner_run_id)
     HEARTBEAT.locks[name] = owner_run_id
@@ -87,9 +90,12 @@ def _acquire(client: MlflowClient, name: str, owner_run_id: str, wait: float, st
             return
         if holder is not None:
             holder_text = _who(holder)
-            if is_abandoned(holder.tags, holder.creation_timestamp / 1000, time.time(), stale_after):
-                log.warning("taking over %s: its holder (%s) is gone", name, holder_text)
-                if _take_over(client, name, holder, holder_text):
+            unvouched = _unvouched(client, holder, name)
+            if unvouched or is_abandoned(
+                holder.tags, holder.creation_timestamp / 1000, time.time(), stale_after
+            ):
+                log.warning("taking over %s: its holder (%s) is gone", name, unvouched or holder_text)
+                if _take_over(client, name, holder, unvouched or holder_text):
                     continue
             if time.monotonic() > deadline:
                 raise PipelineError(
@@ -119,6 +125,26 @@ def _holder(client: MlflowClient, name: str) -> Any | None:
             "takes; it is left as it is: rename it, or name the experiment or model otherwise"
         )
     return model
+
+
+def _unvouched(client: MlflowClient, holder: Any, name: str) -> str | None:
+    """Why no live pipeline vouches for the lock `holder`, or None when one does: its owner run is RUNNING
+    and names this lock in a tag. Writing that tag takes EDIT on the run's experiment, so a login that may
+    only read cannot make a lock of its own look held."""
+    owner = holder.tags.get(OWNER_TAG, "")
+    try:
+        run = client.get_run(owner)
+    except MlflowException as error:
+        if error.error_code not in (
+            "RESOURCE_DOES_NOT_EXIST",
+            "INVALID_PARAMETER_VALUE",
+            "PERMISSION_DENIED",
+        ):
+            raise  # the store did not answer: that says nothing about the holder
+        return f"{_who(holder)}: no run {owner} this login can read holds it"
+    if run.info.status != "RUNNING" or run.data.tags.get(HOLDS_LOCK_TAG) != name:
+        return f"{_who(holder)}: its run is {run.info.status} and does not hold it"
+    return None
 
 
 def _who(holder: Any) -> str:
