@@ -89,7 +89,7 @@ def start_paused_pipeline(
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for_running(client, "train")
+    wait_for_running(client, "train", first)
     os.kill(first.pid, signal.SIGSTOP)
     return first
 

@@ -33,7 +33,7 @@ from tests.helpers import (
 )
 from tests.plumbing.test_rerun import SMALL_XGB
 
-SLOW_XGB = "n_estimators=20000"  # long enough to be interrupted mid-fit on the small data
+SLOW_XGB = ("n_estimators=20000", "bagged_seeds=1")  # long enough to be interrupted mid-fit on the small data
 
 
 def copy_project(target: Path) -> Path:
@@ -124,14 +124,15 @@ def test_a_change_to_the_code_a_model_carries_registers_a_new_version(
     assert "send a table of hourly records" in carried
 
 
-def wait_for_running(client: MlflowClient, step: str, timeout: float = 120) -> Run:
+def wait_for_running(client: MlflowClient, step: str, process: subprocess.Popen, timeout: float = 120) -> Run:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         running = [run for run in runs_by_entry_point(client).get(step, []) if run.info.status == "RUNNING"]
         if running:
             return running[0]
         time.sleep(0.2)
-    raise AssertionError(f"no {step} run started within {timeout} s")
+    ended = f"; the pipeline ended: {process.communicate()[1][-2000:]}" if process.poll() is not None else ""
+    raise AssertionError(f"no {step} run started within {timeout} s{ended}")
 
 
 def start_pipeline(tracking_uri: str, data: Path, *parameters: str) -> subprocess.Popen:
@@ -146,8 +147,8 @@ def start_pipeline(tracking_uri: str, data: Path, *parameters: str) -> subproces
 
 
 def test_sigterm_during_train_then_resume(client, tracking_uri: str, small_csv: Path) -> None:
-    process = start_pipeline(tracking_uri, small_csv, SLOW_XGB)
-    train_run = wait_for_running(client, "train")
+    process = start_pipeline(tracking_uri, small_csv, *SLOW_XGB)
+    train_run = wait_for_running(client, "train", process)
     os.kill(int(train_run.data.tags[PID_TAG]), signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode != 0
@@ -177,8 +178,8 @@ def test_sigterm_during_train_then_resume(client, tracking_uri: str, small_csv: 
 def test_sigkilled_run_is_marked_failed_by_the_next_run(
     client, tracking_uri: str, experiment_id, small_csv: Path
 ) -> None:
-    process = start_pipeline(tracking_uri, small_csv, SLOW_XGB)
-    train_run = wait_for_running(client, "train")
+    process = start_pipeline(tracking_uri, small_csv, *SLOW_XGB)
+    train_run = wait_for_running(client, "train", process)
     os.kill(int(train_run.data.tags[PID_TAG]), signal.SIGKILL)
     process.communicate(timeout=120)
     assert client.get_run(train_run.info.run_id).info.status == "RUNNING", "SIGKILL leaves it RUNNING"

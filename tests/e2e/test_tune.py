@@ -17,6 +17,7 @@ import psycopg2
 import pytest
 import yaml
 from mlflow import MlflowClient
+from sqlalchemy.exc import OperationalError
 
 from plumbing.names import (
     BEST_PARAMS_ARTIFACT,
@@ -197,7 +198,7 @@ def test_a_killed_worker_fails_its_trial_and_the_study_goes_on(
         time.sleep(0.5)
         try:
             study = load_study("killed", optuna_storage)
-        except KeyError:
+        except (KeyError, OperationalError):  # no study yet, or not even its database
             continue
         workers = {f"{os.uname().nodename}:{pid}": pid for pid in worker_pids(process.pid)}
         for trial in study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
