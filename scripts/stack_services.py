@@ -20,6 +20,7 @@ from scripts.stack_parts import (
     waiting,
     write_private,
 )
+from scripts.stack_security import write_weed_security
 
 AUTH_CACHE_SECONDS = 60  # without it every request spends ~0.4 s hashing the password again
 
@@ -47,8 +48,11 @@ def ensure_databases(server: str, name: str) -> tuple[str, str]:
 
 
 def start_seaweedfs(folder: Path, state: dict) -> str:
-    """A SeaweedFS server (master, volume, filer, S3) with one identity; its S3 endpoint."""
+    """A SeaweedFS server (master, volume, filer, S3) with one identity; its S3 endpoint. Only the S3 port
+    answers without the stack's certificate (and it wants the keys); see scripts/stack_security.py."""
     ports = state["ports"]
+    if not running(folder, "weed"):  # a running weed keeps the certificates and keys it started with
+        write_weed_security(folder)
     identity = {
         "name": "stack",
         "credentials": [{"accessKey": state["s3_access_key"], "secretKey": state["s3_secret_key"]}],
@@ -63,9 +67,16 @@ def start_seaweedfs(folder: Path, state: dict) -> str:
     command = [str(BIN / "weed"), "server", f"-dir={folder / 'weed'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
     command += [f"{flag}={ports[name]}" for flag, name in zip(flags, WEED_PORTS, strict=True)]
     command += ["-filer", "-s3", f"-s3.config={folder / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0"]
-    command += ["-metricsPort=0"]
+    command += ["-metricsPort=0", *_weed_lockdown_flags()]
     start(folder, "weed", command)
     return f"http://127.0.0.1:{ports['s3']}"
+
+
+def _weed_lockdown_flags() -> list[str]:
+    """The S3 gateway needs neither the filer's HTTP API nor the master's (assign, lookup, collection delete):
+    both off. The filer's and S3's Unix sockets go to the 0700 stack folder, weed's working directory,
+    instead of /tmp (relative paths: a long STACK_DIR would not fit a socket's 108 bytes)."""
+    return ["-disableHttp", "-filer.localSocket=filer.sock", "-s3.localSocket=s3.sock"]
 
 
 def ensure_bucket(endpoint: str, bucket: str, state: dict) -> None:
