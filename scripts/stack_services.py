@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -22,6 +23,10 @@ from scripts.stack_parts import (
 )
 from scripts.stack_security import write_weed_security
 
+# A bucket grows 7 volumes at once: weed's default of 8 slots fits one bucket. Slots cost no disk until
+# written; telemetry would report the cluster to seaweedfs.com.
+WEED_CAPACITY = ("-volume.max=100", "-master.telemetry=false")
+WRITE_CHECK_KEY = ".stack/write-check"
 AUTH_CACHE_SECONDS = 60  # without it every request spends ~0.4 s hashing the password again
 
 
@@ -76,7 +81,7 @@ def _weed_lockdown_flags() -> list[str]:
     """The S3 gateway needs neither the filer's HTTP API nor the master's (assign, lookup, collection delete):
     both off. The filer's and S3's Unix sockets go to the 0700 stack folder, weed's working directory,
     instead of /tmp (relative paths: a long STACK_DIR would not fit a socket's 108 bytes)."""
-    return ["-disableHttp", "-filer.localSocket=filer.sock", "-s3.localSocket=s3.sock"]
+    return ["-disableHttp", "-filer.localSocket=filer.sock", "-s3.localSocket=s3.sock", *WEED_CAPACITY]
 
 
 def ensure_bucket(endpoint: str, bucket: str, state: dict) -> None:
@@ -95,17 +100,34 @@ def ensure_bucket(endpoint: str, bucket: str, state: dict) -> None:
     for _ in waiting("the S3 store", endpoint):
         try:
             client.head_bucket(Bucket=bucket)
-            return
+            break
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("404", "NoSuchBucket"):
                 client.create_bucket(Bucket=bucket)
-                return
+                break
             reason = first_line(error)
         except BotoCoreError as error:
             reason = first_line(error)
-    raise StackError(
-        f"the S3 store at {endpoint} did not come up ({reason}); see its log in the stack folder"
-    )
+    else:
+        raise StackError(
+            f"the S3 store at {endpoint} did not come up ({reason}); see its log in the stack folder"
+        )
+    _check_writes(client, bucket, endpoint)
+
+
+def _check_writes(client: Any, bucket: str, endpoint: str) -> None:
+    """Write and delete one small object: a store that answers but takes no writes (no writable volume,
+    a full disk) fails `up`, not the first pipeline."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    try:
+        client.put_object(Bucket=bucket, Key=WRITE_CHECK_KEY, Body=b"ok")
+        client.delete_object(Bucket=bucket, Key=WRITE_CHECK_KEY)
+    except (BotoCoreError, ClientError) as error:
+        raise StackError(
+            f"the S3 store at {endpoint} takes no writes to bucket {bucket} ({first_line(error)}); "
+            "see its log in the stack folder"
+        ) from None
 
 
 def start_mlflow_server(
@@ -124,7 +146,9 @@ def start_mlflow_server(
         f"auth_cache_ttl_seconds = {AUTH_CACHE_SECONDS}",
     ]
     write_private(auth_config, "\n".join(settings) + "\n")
-    environment = os.environ | {
+    # A shell that sourced .stack/env holds a login: the server needs none, and keeps none in its environment.
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("MLFLOW_TRACKING_")}
+    environment = inherited | {
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
         "MLFLOW_FLASK_SERVER_SECRET_KEY": state["flask_secret"],

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import requests
 
+from scripts import stack_parts
 from tests.e2e.stack import Stack, pipeline_arguments, stack_command
 from tests.helpers import (
     PROJECT_DIR,
@@ -154,3 +155,22 @@ def test_logins_are_enforced(stack: Stack) -> None:
     ]:
         answer = requests.post(f"{stack.url}/api/2.0/mlflow/{path}", json=body, auth=reader, timeout=30)
         assert answer.status_code == 403, (path, answer.status_code, answer.text[:300])
+
+
+def test_a_second_bucket_takes_writes(stack: Stack) -> None:
+    """weed's default 8 volume slots fit one bucket (7 volumes each): a second failed every upload."""
+    s3 = stack.s3()
+    s3.create_bucket(Bucket="stack-second")
+    s3.put_object(Bucket="stack-second", Key="a.txt", Body=b"second")
+    assert s3.get_object(Bucket="stack-second", Key="a.txt")["Body"].read() == b"second"
+
+
+def test_the_tracking_server_keeps_no_login_of_the_shell_that_started_it(stack: Stack) -> None:
+    """`make stack` from a shell that sourced .stack/env: the server's environment holds no login."""
+    assert stack_parts.stop(stack.folder, "mlflow")
+    started = stack_command(stack.environment | stack.pipeline, "up")
+    assert started.returncode == 0, started.stderr
+    pid = int((stack.folder / "mlflow.pid").read_text().split()[0])
+    environment = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    assert not [item for item in environment if item.startswith(b"MLFLOW_TRACKING_")]
+    assert stack.pipeline["MLFLOW_TRACKING_PASSWORD"].encode() not in b"\0".join(environment)
