@@ -16,7 +16,7 @@ from plumbing.liveness import process_start, same_process_alive
 
 BIN = Path(sys.executable).parent
 WEED_PORTS = ("master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc", "s3", "s3_grpc")
-START_SECONDS = 180  # a first start on an empty database takes about 35 s; SeaweedFS about 12 s
+START_SECONDS = 180  # far above a first start on an empty database (measured in docs/team-stack.md)
 PROGRESS_SECONDS = 5
 
 
