@@ -104,15 +104,19 @@ def test_an_object_store_outage_is_one_line_and_the_rerun_resumes(stack: Stack, 
             "MLFLOW_EXPERIMENT_NAME": experiment,
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
         }  # a short test
+        started = time.monotonic()
         failed = start_pipeline(
             stack, small_csv, "model=ridge", "alpha=2.0", f"model_name={name}", env=one_retry
         )
         code, err = finished_pipeline(failed, stack)
+        took = time.monotonic() - started
     finally:
         assert stack_command(stack.environment, "up").returncode == 0
     assert code == 1
     errors = [line for line in err.splitlines() if " ERROR plumbing." in line]
     assert len(errors) == 1 and "could not reach its artifact store" in errors[0], err[-2000:]
+    assert took < 60, f"{took:.0f} s: one retry budget in all, not one per call"
+    print(f"object store outage: pipeline to its one-line error in {took:.1f} s")
     assert [
         (v.version, sorted(v.aliases)) for v in client.search_model_versions(f"name = '{name}'")
     ] == before
